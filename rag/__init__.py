@@ -1,0 +1,1 @@
+"""Retrieval, store and settings for the document chatbot."""

