@@ -1,0 +1,456 @@
+"""Read one file into text *sections* with location metadata.
+
+`load_file(path)` returns a list of `Document`s. Each is one section of the file:
+it never crosses a page/slide or heading boundary, and paragraphs inside it are
+separated by a blank line ("\\n\\n") so a splitter can prefer those boundaries.
+Sections may be long; another module splits them into chunks.
+
+`metadata` holds only these keys, each omitted when it does not apply (never None):
+  page    int  1-based PDF page or PPTX slide number
+  heading str  heading path, e.g. "Install > Linux" (PPTX: the slide title)
+  sheet   str  XLSX sheet name
+  row     int  spreadsheet row number as shown by a spreadsheet program (header = 1)
+The caller adds `source` and ids. Headings live in metadata, not in the text
+(except PPTX, where the title is also slide text).
+
+Every failure raises `LoadError`, whose message is a reason without the file path.
+Heavy parsers are imported inside the per-format functions.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import logging
+import re
+import warnings
+import zipfile
+from pathlib import Path
+
+from langchain_core.documents import Document
+
+
+class LoadError(Exception):
+    """A file could not be turned into text; `reason` (== str(exc)) says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+SUPPORTED_EXTENSIONS: dict[str, str] = {
+    ".pdf": "PDF", ".docx": "Word (DOCX)", ".pptx": "PowerPoint (PPTX)", ".xlsx": "Excel (XLSX)",
+    ".csv": "CSV", ".html": "HTML", ".htm": "HTML", ".md": "Markdown", ".markdown": "Markdown",
+    ".txt": "plain text", ".text": "plain text", ".log": "plain text", ".rst": "plain text",
+}
+
+_MB = 1024 * 1024
+_ZIP_MAX_TOTAL = 200 * _MB
+_ZIP_MAX_RATIO = 200
+_ZIP_RATIO_MIN_SIZE = 10 * _MB
+_BOMS = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32-le"),
+         (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")]
+
+
+# ---------------------------------------------------------------- helpers
+
+def _doc(text: str, **meta) -> Document:
+    return Document(page_content=text, metadata={k: v for k, v in meta.items() if v not in (None, "")})
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _detail(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    msg = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    return msg if len(msg) <= 160 else msg[:157] + "..."
+
+
+class _Sections:
+    """Collects paragraphs under a heading stack; a new heading closes the section."""
+
+    def __init__(self):
+        self.docs: list[Document] = []
+        self.stack: list[tuple[int, str]] = []
+        self.paras: list[str] = []
+
+    def heading(self, level: int, text: str) -> None:
+        self.flush()
+        while self.stack and self.stack[-1][0] >= level:
+            self.stack.pop()
+        self.stack.append((level, _squash(text)))
+
+    def add(self, text: str) -> None:
+        if text.strip():
+            self.paras.append(text.strip())
+
+    def flush(self) -> None:
+        if self.paras:
+            path = " > ".join(t for _, t in self.stack if t)
+            self.docs.append(_doc("\n\n".join(self.paras), heading=path))
+        self.paras = []
+
+    def finish(self) -> list[Document]:
+        self.flush()
+        return self.docs
+
+
+def decode_text(data: bytes) -> str:
+    """Bytes -> str: BOM, else strict UTF-8, else cp1252, else latin-1. Rejects binary."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise LoadError(f"text has a {codec} byte-order mark but is not valid {codec}") from exc
+            break
+    else:
+        for codec in ("utf-8", "cp1252", "latin-1"):
+            try:
+                text = data.decode(codec)
+                break
+            except UnicodeDecodeError:
+                continue
+    text = text.lstrip("\ufeff")
+    sample = text[:65536]
+    bad = sum(1 for c in sample if not c.isprintable() and c not in "\n\r\t\f\v")
+    if "\x00" in text or (sample and bad / len(sample) > 0.3):
+        raise LoadError("binary data, not text")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _check_zip(path: Path, kind: str) -> None:
+    """Refuse non-zips and zip bombs before an Office parser unpacks anything."""
+    with open(path, "rb") as fh:
+        if fh.read(8) == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+            raise LoadError(f"not a valid {kind} (OLE2 file: password-protected, or legacy .doc/.xls/.ppt)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+        raise LoadError(f"not a valid {kind} (not a zip archive: {_detail(exc)})") from exc
+    total = sum(i.file_size for i in infos)
+    ratio_bomb = any(i.file_size > _ZIP_RATIO_MIN_SIZE and i.file_size > _ZIP_MAX_RATIO * max(i.compress_size, 1)
+                     for i in infos)
+    if total > _ZIP_MAX_TOTAL or ratio_bomb:
+        raise LoadError(f"{kind} expands to {total // _MB} MB when unzipped — refusing (possible zip bomb)")
+
+
+# ---------------------------------------------------------------- formats
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    logger = logging.getLogger(logger_name)
+    old = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(old)
+
+
+def _load_pdf(path: Path) -> list[Document]:
+    from pypdf import PdfReader
+
+    with open(path, "rb") as fh:
+        if b"%PDF-" not in fh.read(1024):
+            raise LoadError("not a valid PDF (no %PDF- header)")
+    with _quiet("pypdf"):
+        try:
+            reader = PdfReader(path)
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise LoadError("encrypted PDF (password required)")
+            texts = [page.extract_text() or "" for page in reader.pages]
+        except LoadError:
+            raise
+        except Exception as exc:  # pypdf raises many types for broken files
+            raise LoadError(f"not a valid PDF ({_detail(exc)})") from exc
+    if not texts:
+        raise LoadError("PDF has no pages")
+    docs = [_doc(t.replace("\x00", "").strip(), page=i) for i, t in enumerate(texts, 1) if t.strip()]
+    if not docs:
+        raise LoadError(f"no extractable text — scanned? ({len(texts)} pages with no text layer; run OCR first)")
+    return docs
+
+
+_DOCX_HEADING = re.compile(r"heading\s*(\d)", re.IGNORECASE)
+
+
+def _load_docx(path: Path) -> list[Document]:
+    _check_zip(path, "DOCX")
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(str(path))
+    except Exception as exc:
+        raise LoadError(f"not a valid DOCX ({_detail(exc)})") from exc
+    out = _Sections()
+    for block in document.iter_inner_content():  # paragraphs and tables in body order
+        if isinstance(block, Table):
+            for row in _table_rows(block):
+                out.add(row)
+            continue
+        style = (block.style.name if block.style is not None else "") or ""
+        m = _DOCX_HEADING.match(style)
+        if (m or style == "Title") and block.text.strip():
+            out.heading(int(m.group(1)) if m else 0, block.text)
+        else:
+            out.add(block.text)
+    return out.finish()
+
+
+def _table_rows(table) -> list[str]:
+    rows = []
+    for row in table.rows:
+        seen, cells = set(), []
+        for cell in row.cells:  # merged cells repeat the same <w:tc>; keep it once
+            if id(cell._tc) not in seen:
+                seen.add(id(cell._tc))
+                cells.append(_squash(cell.text))
+        rows.append(" | ".join(c for c in cells if c))
+    return rows
+
+
+def _load_pptx(path: Path) -> list[Document]:
+    _check_zip(path, "PPTX")
+    from pptx import Presentation
+
+    try:
+        prs = Presentation(str(path))
+        slides = list(prs.slides)
+    except Exception as exc:
+        raise LoadError(f"not a valid PPTX ({_detail(exc)})") from exc
+    docs = []
+    for number, slide in enumerate(slides, 1):
+        parts = [t for shape in slide.shapes for t in _shape_texts(shape)]
+        if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+            parts.append(slide.notes_slide.notes_text_frame.text)
+        title = slide.shapes.title
+        text = "\n\n".join(p.strip() for p in parts if p.strip()).replace("\x0b", "\n")
+        docs.append(_doc(text, page=number, heading=_squash(title.text) if title is not None else None))
+    return docs
+
+
+def _shape_texts(shape) -> list[str]:
+    if hasattr(shape, "shapes"):  # group shape
+        return [t for child in shape.shapes for t in _shape_texts(child)]
+    if getattr(shape, "has_text_frame", False):
+        return [shape.text_frame.text]
+    if getattr(shape, "has_table", False):
+        rows = [" | ".join(c for c in (_squash(cell.text) for cell in row.cells) if c) for row in shape.table.rows]
+        return ["\n".join(r for r in rows if r)]
+    return []
+
+
+def _cell_str(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return _squash(str(value))
+
+
+def _rows_to_docs(rows, sheet: str | None = None) -> list[Document]:
+    """(row number, values) pairs -> one "Header: value | ..." section per data row."""
+    header, docs = None, []
+    for number, values in rows:
+        cells = [_cell_str(v) for v in values]
+        if not any(cells):
+            continue
+        if header is None:
+            header = cells
+            continue
+        parts = [f"{header[i] if i < len(header) and header[i] else f'Column {i + 1}'}: {v}"
+                 for i, v in enumerate(cells) if v]
+        docs.append(_doc(" | ".join(parts), sheet=sheet, row=number))
+    return docs
+
+
+def _load_xlsx(path: Path) -> list[Document]:
+    _check_zip(path, "XLSX")
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise LoadError(f"not a valid XLSX ({_detail(exc)})") from exc
+    docs = []
+    try:
+        for ws in wb.worksheets:
+            ws.reset_dimensions()  # stored dimensions are often wrong; read every row
+            docs += _rows_to_docs(enumerate(ws.iter_rows(min_row=1, values_only=True), 1), sheet=ws.title)
+    except Exception as exc:
+        raise LoadError(f"not a valid XLSX ({_detail(exc)})") from exc
+    finally:
+        wb.close()
+    if not docs:
+        raise LoadError("no data rows in any sheet (a header row alone is not indexed)")
+    return docs
+
+
+def _load_csv(path: Path) -> list[Document]:
+    text = decode_text(path.read_bytes())
+    try:
+        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        docs = _rows_to_docs(enumerate(csv.reader(io.StringIO(text), dialect), 1))
+    except csv.Error as exc:
+        raise LoadError(f"not a valid CSV ({_detail(exc)})") from exc
+    if not docs:
+        raise LoadError("no data rows (a header row alone is not indexed)")
+    return docs
+
+
+_HTML_DROP = ["script", "style", "noscript", "template", "svg", "iframe", "form", "nav", "header", "footer", "aside"]
+_HTML_BLOCK = {"address", "article", "blockquote", "body", "caption", "dd", "details", "div", "dl", "dt",
+               "fieldset", "figcaption", "figure", "hr", "li", "main", "ol", "p", "section", "summary",
+               "table", "tbody", "tfoot", "thead", "ul"}
+
+
+def _load_html(path: Path) -> list[Document]:
+    from bs4 import BeautifulSoup
+
+    data = path.read_bytes()
+    if b"\x00" in data[:4096] and not any(data.startswith(bom) for bom, _ in _BOMS):
+        raise LoadError("binary data, not text")
+    soup = BeautifulSoup(data, "html.parser")  # bytes: bs4 honours BOMs and <meta charset>
+    roles = soup.find_all(attrs={"role": ["navigation", "banner", "contentinfo"]})
+    for tag in [*soup.find_all(["head", *_HTML_DROP]), *roles]:
+        if tag.name == "header" and tag.find_parent(["main", "article"]):
+            continue  # an article's own header usually holds its title
+        tag.decompose()
+    roots = [t for t in soup.find_all("main") if not t.find_parent("main")]
+    roots = roots or [t for t in soup.find_all("article") if not t.find_parent("article")]
+    out, buf = _Sections(), []
+    for root in roots or [soup]:
+        _html_walk(root, out, buf)
+        _html_flush(out, buf)
+    return out.finish()
+
+
+def _html_flush(out: _Sections, buf: list[str]) -> None:
+    out.add(_squash("".join(buf)))
+    buf.clear()
+
+
+def _html_walk(node, out: _Sections, buf: list[str]) -> None:
+    from bs4 import NavigableString, Tag
+    from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+
+    for child in node.children:
+        if isinstance(child, NavigableString):
+            if not isinstance(child, (Comment, Declaration, Doctype, ProcessingInstruction)):
+                buf.append(str(child))
+        elif not isinstance(child, Tag):
+            continue
+        elif re.fullmatch(r"h[1-6]", child.name):
+            _html_flush(out, buf)
+            out.heading(int(child.name[1]), child.get_text(" "))
+        elif child.name == "tr":
+            _html_flush(out, buf)
+            cells = [_squash(c.get_text(" ")) for c in child.find_all(["td", "th"], recursive=False)]
+            out.add(" | ".join(c for c in cells if c))
+        elif child.name == "pre":
+            _html_flush(out, buf)
+            out.add(child.get_text().strip("\n"))
+        elif child.name == "br":
+            buf.append("\n")
+        elif child.name in _HTML_BLOCK:
+            _html_flush(out, buf)
+            _html_walk(child, out, buf)
+            _html_flush(out, buf)
+        else:
+            _html_walk(child, out, buf)
+
+
+_MD_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_MD_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
+
+
+def _load_markdown(path: Path) -> list[Document]:
+    lines = decode_text(path.read_bytes()).split("\n")
+    if lines and lines[0].strip() == "---":  # YAML front matter
+        end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() in ("---", "...")), None)
+        if end is not None:
+            lines = lines[end + 1:]
+    out, buf, fence = _Sections(), [], None
+
+    def end_paragraph():
+        out.add("\n".join(buf))
+        buf.clear()
+
+    for line in lines:
+        if fence:
+            buf.append(line)
+            if re.match(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$", line):
+                fence = None
+                end_paragraph()
+        elif m := _MD_FENCE.match(line):
+            end_paragraph()
+            fence = m.group(1)
+            buf.append(line)
+        elif m := _MD_ATX.match(line):
+            end_paragraph()
+            out.heading(len(m.group(1)), re.sub(r"(^|[ \t]+)#+$", "", m.group(2) or ""))
+        elif line.strip():
+            buf.append(line)
+        else:
+            end_paragraph()
+    end_paragraph()
+    return out.finish()
+
+
+def _load_text(path: Path) -> list[Document]:
+    text = decode_text(path.read_bytes())
+    return [_doc(text.strip())] if text.strip() else []
+
+
+_LOADERS = {".pdf": _load_pdf, ".docx": _load_docx, ".pptx": _load_pptx, ".xlsx": _load_xlsx,
+            ".csv": _load_csv, ".html": _load_html, ".htm": _load_html, ".md": _load_markdown,
+            ".markdown": _load_markdown, ".txt": _load_text, ".text": _load_text, ".log": _load_text,
+            ".rst": _load_text}
+
+
+def load_file(path: Path) -> list[Document]:
+    """Load one file into sections. Raises LoadError (never anything else) on failure."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in _LOADERS:
+        supported = ", ".join(SUPPORTED_EXTENSIONS)
+        raise LoadError(f"unsupported file type '{ext or '(no extension)'}' (supported: {supported})")
+    fmt = SUPPORTED_EXTENSIONS[ext]
+    cause: BaseException | None = None
+    try:
+        if not path.is_file():
+            raise LoadError("not a regular file" if path.exists() else "file not found")
+        if path.stat().st_size == 0:
+            raise LoadError("empty file (0 bytes)")
+        docs = _LOADERS[ext](path)
+    except LoadError as exc:
+        reason, cause = exc.reason, exc.__cause__
+    except OSError as exc:
+        reason, cause = f"cannot read file ({exc.strerror or type(exc).__name__})", exc
+    except MemoryError as exc:
+        reason, cause = "file too large to load into memory", exc
+    except RecursionError as exc:
+        reason, cause = f"{fmt} structure is too deeply nested", exc
+    except Exception as exc:  # a parser bug or an unforeseen malformation
+        reason, cause = f"could not parse {fmt} file ({_detail(exc)})", exc
+    else:
+        docs = [d for d in docs if d.page_content.strip()]
+        if docs:
+            return docs
+        reason = f"no text found in this {fmt} file"
+    raise LoadError(reason.replace(str(path.resolve()), "file").replace(str(path), "file")) from cause
