@@ -1,0 +1,137 @@
+"""Token-aware chunking bounded by what the embedder reads.
+
+A character splitter of 1000 characters silently loses the tail of a chunk past the embedder's
+256 word pieces. Here lengths are counted with the embedder's own tokenizer, splits prefer
+paragraph, then line, then sentence, then word boundaries, and every chunk is checked against
+the limit at the end, cutting at token offsets if a splitter ever overshoots.
+
+Table rows (sections with a `row`) are packed together, consecutive rows of one sheet per chunk,
+so a spreadsheet is not embedded one tiny row at a time; the chunk keeps its first `row` and
+gets `row_end` for the last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from langchain_core.documents import Document
+
+SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
+
+
+@dataclass(frozen=True)
+class ChunkLimits:
+    size: int  # tokens per chunk, at most what the embedder reads
+    overlap: int
+
+    @classmethod
+    def for_embedder(cls, chunk_size: int, chunk_overlap: int, max_tokens: int) -> "ChunkLimits":
+        size = min(chunk_size, max_tokens)
+        return cls(size=size, overlap=min(chunk_overlap, size // 2))
+
+    def fingerprint(self) -> str:
+        """Goes into each document's content hash, so changing the limits re-chunks on next ingest."""
+        return f"chunk:{self.size}/{self.overlap}"
+
+
+class Chunker:
+    def __init__(self, tokenizer: Any, limits: ChunkLimits):
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        self.tokenizer = tokenizer
+        self.limits = limits
+        self._splitter = RecursiveCharacterTextSplitter(
+            chunk_size=limits.size,
+            chunk_overlap=limits.overlap,
+            length_function=self.count_tokens,
+            separators=SEPARATORS,
+            keep_separator="end",
+            strip_whitespace=True,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._encode(text)["input_ids"])
+
+    def _encode(self, text: str, offsets: bool = False):
+        return self.tokenizer(
+            text, add_special_tokens=False, verbose=False, return_offsets_mapping=offsets
+        )
+
+    def chunk(self, sections: Iterable[Document]) -> list[Document]:
+        chunks: list[Document] = []
+        rows: list[Document] = []
+        for section in sections:
+            if "row" in section.metadata:
+                if rows and rows[-1].metadata.get("sheet") != section.metadata.get("sheet"):
+                    chunks.extend(self._pack_rows(rows))
+                    rows = []
+                rows.append(section)
+                continue
+            chunks.extend(self._pack_rows(rows))
+            rows = []
+            chunks.extend(self._split_text(section))
+        chunks.extend(self._pack_rows(rows))
+        return chunks
+
+    def _split_text(self, section: Document) -> list[Document]:
+        pieces = self._splitter.split_text(section.page_content)
+        return [
+            Document(page_content=text, metadata=dict(section.metadata))
+            for piece in pieces
+            for text in self._enforce_limit(piece)
+        ]
+
+    def _pack_rows(self, rows: list[Document]) -> list[Document]:
+        out: list[Document] = []
+        group: list[Document] = []
+        used = 0
+        for row in rows:
+            n = self.count_tokens(row.page_content) + 1  # +1 for the newline joining rows
+            if group and used + n > self.limits.size:
+                out.append(self._join_rows(group))
+                group, used = [], 0
+            group.append(row)
+            used += n
+        if group:
+            out.append(self._join_rows(group))
+        # A single over-long row still has to fit.
+        return [
+            Document(page_content=text, metadata=dict(doc.metadata))
+            for doc in out
+            for text in self._enforce_limit(doc.page_content)
+        ]
+
+    @staticmethod
+    def _join_rows(group: list[Document]) -> Document:
+        metadata = dict(group[0].metadata)
+        if len(group) > 1:
+            metadata["row_end"] = group[-1].metadata["row"]
+        return Document(page_content="\n".join(r.page_content for r in group), metadata=metadata)
+
+    def _enforce_limit(self, text: str) -> list[str]:
+        """Cut `text` at token offsets into pieces of at most `limits.size` tokens."""
+        text = text.strip()
+        if not text:
+            return []
+        enc = self._encode(text, offsets=True)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        size = self.limits.size
+        if len(ids) <= size:
+            return [text]
+        step = max(1, size - self.limits.overlap)
+        pieces: list[str] = []
+        start = 0
+        while start < len(ids):
+            end = min(start + size, len(ids))
+            piece = text[offsets[start][0] : offsets[end - 1][1]].strip()
+            # Re-tokenizing a slice cut inside a word can add a piece or two: shrink until it fits.
+            while end - start > 1 and self.count_tokens(piece) > size:
+                end -= 1
+                piece = text[offsets[start][0] : offsets[end - 1][1]].strip()
+            if piece:
+                pieces.append(piece)
+            if end >= len(ids):
+                break
+            start = max(start + 1, min(start + step, end))
+        return pieces

