@@ -1,0 +1,161 @@
+"""Files in, chunks in the store out: one result per file, and one bad file never stops the rest.
+
+Per file: refuse what cannot be read (missing, empty, too large, unsupported); hash the bytes;
+if the store already holds that exact version completely, stop there (nothing is parsed or
+embedded); otherwise load, chunk, upsert the new version under stable ids, and only then delete
+older versions. A crash at any point leaves either the old version or an incomplete new one,
+which the next run completes, so re-running is always the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ingest.chunking import Chunker, ChunkLimits
+from ingest.loaders import SUPPORTED_EXTENSIONS, LoadError, load_file
+from rag.schema import FileResult
+from rag.settings import Settings
+from rag.store import DocumentStore
+
+STATUSES = ("added", "unchanged", "updated", "failed")
+
+
+def document_id(path: str | Path) -> str:
+    """Stable id of a document: its absolute path, so `docs/a.pdf` and `./docs/a.pdf` are one."""
+    return hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
+
+
+def file_hash(path: Path, salt: str) -> str:
+    digest = hashlib.sha256(salt.encode())
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def expand_paths(paths: Iterable[str | Path], exclude: Iterable[Path] = ()) -> list[Path]:
+    """Files as given, and folders walked recursively in sorted order, skipping hidden entries
+    and the store's own folder (so `rag ingest data/` does not ingest Chroma's files)."""
+    excluded = {p.resolve() for p in exclude}
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            out.append(path)
+            continue
+        for root, dirs, files in os.walk(path):
+            root_path = Path(root)
+            dirs[:] = sorted(
+                d for d in dirs if not d.startswith(".") and (root_path / d).resolve() not in excluded
+            )
+            out.extend(root_path / f for f in sorted(files) if not f.startswith("."))
+    return out
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        counts = {status: 0 for status in STATUSES}
+        for result in self.files:
+            counts[result.status] += 1
+        counts["chunks"] = sum(r.chunks for r in self.files if r.status in ("added", "updated"))
+        return counts
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status != "failed" for r in self.files)
+
+    def to_json(self) -> dict:
+        return {"files": [r.to_json() for r in self.files], **self.totals}
+
+
+class Ingestor:
+    def __init__(self, store: DocumentStore, settings: Settings):
+        self.store = store
+        self.settings = settings
+        embedder = store.embedder
+        self.limits = ChunkLimits.for_embedder(settings.chunk_size, settings.chunk_overlap, embedder.max_tokens)
+        self.chunker = Chunker(embedder.tokenizer, self.limits)
+
+    def ingest(
+        self,
+        paths: Iterable[str | Path],
+        on_result: Callable[[FileResult], None] | None = None,
+    ) -> IngestReport:
+        report = IngestReport()
+        for path in self.expand(paths):
+            result = self.ingest_file(path)
+            report.files.append(result)
+            if on_result:
+                on_result(result)
+        return report
+
+    def expand(self, paths: Iterable[str | Path]) -> list[Path]:
+        return expand_paths(paths, exclude=[self.settings.chroma_dir])
+
+    def ingest_file(self, path: Path, source: str | None = None) -> FileResult:
+        """Ingest one file; `source` (default: the path as given) is what citations show."""
+        source = source or str(path)
+        try:
+            return self._ingest(path, source)
+        except LoadError as exc:
+            return FileResult(source, "failed", error=str(exc))
+        except Exception as exc:  # a bug or an I/O error: still one file's failure, not the batch's
+            return FileResult(source, "failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _ingest(self, path: Path, source: str) -> FileResult:
+        problem = self._precheck(path)
+        if problem:
+            return FileResult(source, "failed", error=problem)
+        doc_id = document_id(path)
+        doc_hash = file_hash(path, self.limits.fingerprint())
+        versions = self.store.versions(doc_id)
+        current = next((v for v in versions if v.doc_hash == doc_hash), None)
+        if current and current.complete and len(versions) == 1:
+            return FileResult(source, "unchanged", chunks=current.stored)
+
+        chunks = self.chunker.chunk(load_file(path))
+        if not chunks:
+            raise LoadError("no text found in the file")
+        ids = [f"{doc_id}-{doc_hash[:12]}-{i:05d}" for i in range(len(chunks))]
+        for i, chunk in enumerate(chunks):
+            chunk.metadata.update(
+                source=source,
+                file_name=path.name,
+                doc_id=doc_id,
+                doc_hash=doc_hash,
+                chunk_index=i,
+                chunk_count=len(chunks),
+            )
+        self.store.add_chunks(chunks, ids)
+        self.store.delete_other_versions(doc_id, doc_hash)
+        replaced = any(v.doc_hash != doc_hash and v.complete for v in versions)
+        return FileResult(source, "updated" if replaced else "added", chunks=len(chunks))
+
+    def _precheck(self, path: Path) -> str | None:
+        if not path.exists():
+            return "no such file or directory"
+        if not path.is_file():
+            return "not a regular file"
+        ext = path.suffix.lower()
+        if ext not in SUPPORTED_EXTENSIONS:
+            kinds = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+            return f"unsupported file type '{ext or path.name}' (supported: {kinds})"
+        size = path.stat().st_size
+        if size == 0:
+            return "empty file (0 bytes)"
+        if size > self.settings.max_file_bytes:
+            return (
+                f"file is {size / 2**20:.1f} MB, over the {self.settings.max_file_mb:g} MB limit "
+                "(RAG_MAX_FILE_MB)"
+            )
+        if not os.access(path, os.R_OK):
+            return "permission denied"
+        return None

@@ -1,0 +1,219 @@
+"""The Chroma store: embedded in DATA_DIR/chroma, or a Chroma server when RAG_CHROMA_URL is set.
+
+Each chunk's metadata carries `doc_id`, `doc_hash` (the version of the file it came from) and
+`chunk_count` (how many chunks that version has). That is all the bookkeeping: a version is
+complete when that many chunks with its hash are stored, so the store itself says what an
+interrupted ingest left behind, with no second database to fall out of step with it.
+
+The collection records the embedding model and dimension it was built with; opening it with
+another model is refused with a message naming both, instead of Chroma's bare
+"dimension mismatch" or, worse, silently meaningless search results with a same-size model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Iterator
+from urllib.parse import urlparse
+
+from langchain_core.documents import Document
+
+from rag.embeddings import Embedder
+from rag.errors import CollectionNotFoundError, ConfigError, EmbeddingMismatchError
+from rag.schema import DocumentInfo, SearchHit
+from rag.settings import Settings
+
+_PAGE = 5000  # rows per Chroma get() when scanning a whole collection
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    doc_hash: str
+    stored: int  # chunks of this version in the store
+    expected: int  # chunks this version has
+
+    @property
+    def complete(self) -> bool:
+        return self.stored == self.expected
+
+
+def make_client(settings: Settings):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if not settings.chroma_url:
+        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    url = urlparse(settings.chroma_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(f"RAG_CHROMA_URL={settings.chroma_url!r} is not an http(s)://host:port URL")
+    try:
+        return chromadb.HttpClient(
+            host=url.hostname,
+            port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot reach the Chroma server at RAG_CHROMA_URL={settings.chroma_url}: {exc}"
+        ) from None
+
+
+def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -> "DocumentStore":
+    """Open (or with `create`, create) the configured collection, checking its embedding model."""
+    client = make_client(settings)
+    name = settings.collection
+    names = [getattr(c, "name", c) for c in client.list_collections()]
+    if name in names:
+        collection = client.get_collection(name)
+        _check_model(collection, embedder, settings)
+    elif create:
+        collection = client.create_collection(
+            name,
+            metadata={
+                "hnsw:space": "cosine",
+                "embedding_model": embedder.name,
+                "embedding_dim": embedder.dimension,
+            },
+        )
+    else:
+        known = ", ".join(sorted(names)) or "none yet"
+        raise CollectionNotFoundError(
+            f"collection {name!r} does not exist (collections: {known}). "
+            f"Ingest documents first: rag ingest PATH --collection {name}"
+        )
+    return DocumentStore(client, collection, embedder)
+
+
+def _check_model(collection, embedder: Embedder, settings: Settings) -> None:
+    meta = collection.metadata or {}
+    model, dim = meta.get("embedding_model"), meta.get("embedding_dim")
+    if model == embedder.name and dim == embedder.dimension:
+        return
+    if model is None and collection.count() == 0:
+        collection.modify(metadata={**meta, "embedding_model": embedder.name, "embedding_dim": embedder.dimension})
+        return
+    raise EmbeddingMismatchError(
+        f"collection {collection.name!r} was indexed with embedding model {model or 'unknown'} "
+        f"(dimension {dim or 'unknown'}), but RAG_EMBEDDING_MODEL is {embedder.name} "
+        f"(dimension {embedder.dimension}). Either set RAG_EMBEDDING_MODEL={model} again, or "
+        f"re-index with the new model into a fresh collection: "
+        f"rag ingest PATH --collection NEW_NAME (or `rag docs clear --collection {collection.name}` "
+        "and ingest again)."
+    )
+
+
+class DocumentStore:
+    """One Chroma collection, with the document-level operations ingestion and search need."""
+
+    def __init__(self, client, collection, embedder: Embedder):
+        from langchain_chroma import Chroma
+
+        self.client = client
+        self.collection = collection
+        self.embedder = embedder
+        self.vectorstore = Chroma(
+            client=client,
+            collection_name=collection.name,
+            embedding_function=embedder.embeddings,
+            create_collection_if_not_exists=False,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.collection.name
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    # --- writing -------------------------------------------------------------------------
+    def versions(self, doc_id: str) -> list[StoredVersion]:
+        got = self.collection.get(where={"doc_id": doc_id}, include=["metadatas"])
+        stored = Counter(m["doc_hash"] for m in got["metadatas"])
+        expected = {m["doc_hash"]: m["chunk_count"] for m in got["metadatas"]}
+        return [StoredVersion(h, n, expected[h]) for h, n in stored.items()]
+
+    def add_chunks(self, chunks: list[Document], ids: list[str], batch_size: int = 256) -> None:
+        """Embed and upsert; ids are stable, so a rerun after a crash overwrites, never duplicates."""
+        for start in range(0, len(chunks), batch_size):
+            batch = chunks[start : start + batch_size]
+            self.vectorstore.add_texts(
+                texts=[c.page_content for c in batch],
+                metadatas=[c.metadata for c in batch],
+                ids=ids[start : start + batch_size],
+            )
+
+    def delete_other_versions(self, doc_id: str, keep_hash: str) -> None:
+        self.collection.delete(where={"$and": [{"doc_id": doc_id}, {"doc_hash": {"$ne": keep_hash}}]})
+
+    def delete_document(self, doc_id: str) -> int:
+        n = len(self.collection.get(where={"doc_id": doc_id}, include=[])["ids"])
+        if n:
+            self.collection.delete(where={"doc_id": doc_id})
+        return n
+
+    def clear(self) -> int:
+        n = self.count()
+        for ids in self._id_pages():
+            self.collection.delete(ids=ids)
+        return n
+
+    # --- reading -------------------------------------------------------------------------
+    def _id_pages(self) -> Iterator[list[str]]:
+        while True:
+            ids = self.collection.get(limit=_PAGE, include=[])["ids"]
+            if not ids:
+                return
+            yield ids
+
+    def _all_metadatas(self) -> Iterator[dict]:
+        offset = 0
+        while True:
+            got = self.collection.get(limit=_PAGE, offset=offset, include=["metadatas"])
+            if not got["ids"]:
+                return
+            yield from got["metadatas"]
+            offset += len(got["ids"])
+
+    def documents(self) -> list[DocumentInfo]:
+        chunks: Counter = Counter()
+        sources: dict[str, str] = {}
+        versions: dict[str, Counter] = defaultdict(Counter)
+        expected: dict[tuple[str, str], int] = {}
+        for m in self._all_metadatas():
+            doc_id = m["doc_id"]
+            chunks[doc_id] += 1
+            sources[doc_id] = m["source"]
+            versions[doc_id][m["doc_hash"]] += 1
+            expected[doc_id, m["doc_hash"]] = m["chunk_count"]
+        infos = [
+            DocumentInfo(
+                doc_id=doc_id,
+                source=sources[doc_id],
+                chunks=n,
+                complete=len(versions[doc_id]) == 1
+                and all(expected[doc_id, h] == c for h, c in versions[doc_id].items()),
+            )
+            for doc_id, n in chunks.items()
+        ]
+        return sorted(infos, key=lambda d: d.source)
+
+    def search(self, query: str, k: int = 4) -> list[SearchHit]:
+        if self.count() == 0:
+            return []
+        results = self.vectorstore.similarity_search_with_score(query, k=k)
+        return [
+            SearchHit(
+                rank=rank,
+                score=round(1.0 - float(distance), 4),
+                source=doc.metadata.get("source", ""),
+                page=doc.metadata.get("page"),
+                chunk_id=doc.id or "",
+                text=doc.page_content,
+                metadata=doc.metadata,
+            )
+            for rank, (doc, distance) in enumerate(results, start=1)
+        ]
