@@ -75,7 +75,10 @@ def load_settings(**overrides) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"RAG_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
+        def name(err) -> str:
+            field = "_".join(str(p) for p in err["loc"])
+            flag = f"--{field.replace('_', '-')} / " if overrides.get(field) is not None else ""
+            return f"{flag}RAG_{field.upper()}"
+
+        problems = "; ".join(f"{name(err)}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,168 @@
+"""`rag`: ingest, search and manage documents from a terminal.
+
+Heavy imports (torch, Chroma) happen inside the commands, so `rag --help` is instant. Errors a
+user can fix are printed as one line on stderr with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from rag.errors import RagError
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _settings(args):
+    from rag.settings import load_settings
+
+    return load_settings(collection=getattr(args, "collection", None))
+
+
+def _open(args, *, create: bool):
+    from rag.embeddings import make_embedder
+    from rag.store import open_store
+
+    settings = _settings(args)
+    return settings, open_store(settings, make_embedder(settings), create=create)
+
+
+def cmd_ingest(args) -> int:
+    from tqdm import tqdm
+
+    from ingest.pipeline import IngestReport, Ingestor
+
+    settings, store = _open(args, create=True)
+    ingestor = Ingestor(store, settings)
+    files = ingestor.expand(args.paths)
+    report = IngestReport()
+    bar = tqdm(total=len(files), unit="file", disable=not sys.stderr.isatty(), file=sys.stderr)
+    for path in files:
+        bar.set_description(path.name[:30])
+        result = ingestor.ingest_file(path)
+        report.files.append(result)
+        bar.update()
+        if not args.json:
+            line = f"{result.status:<9} {result.chunks:>5} chunks  {result.path}"
+            if result.error:
+                line = f"{result.status:<9} {'':>12}  {result.path}: {result.error}"
+            tqdm.write(line, file=sys.stdout)
+    bar.close()
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        t = report.totals
+        print(
+            f"{len(report.files)} files: {t['added']} added, {t['updated']} updated, "
+            f"{t['unchanged']} unchanged, {t['failed']} failed; {t['chunks']} chunks embedded "
+            f"into collection {store.name!r}"
+        )
+    return 0 if report.ok else 1
+
+
+def cmd_search(args) -> int:
+    _, store = _open(args, create=False)
+    k = args.k if args.k is not None else _settings(args).k
+    if args.query == "-":
+        for line in sys.stdin:
+            query = line.strip()
+            hits = store.search(query, k=k) if query else []
+            print(json.dumps([h.to_json() for h in hits], ensure_ascii=False), flush=True)
+        return 0
+    hits = store.search(args.query, k=k)
+    if args.json:
+        print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
+        return 0
+    if not hits:
+        print(f"collection {store.name!r} has no documents yet: rag ingest PATH")
+    for hit in hits:
+        where = f"{hit.source}" + (f" p.{hit.page}" if hit.page else "")
+        text = " ".join(hit.text.split())
+        print(f"{hit.rank}. [{hit.score:.3f}] {where}  ({hit.chunk_id})")
+        print(f"   {text[:300]}{'…' if len(text) > 300 else ''}")
+    return 0
+
+
+def cmd_docs(args) -> int:
+    from ingest.pipeline import document_id
+
+    _, store = _open(args, create=False)
+    if args.docs_command == "list":
+        docs = store.documents()
+        if args.json:
+            print(json.dumps([d.__dict__ for d in docs], ensure_ascii=False))
+            return 0
+        for doc in docs:
+            flag = "" if doc.complete else "  (incomplete: re-run rag ingest on it)"
+            print(f"{doc.chunks:>6} chunks  {doc.source}{flag}")
+        print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks in {store.name!r}")
+        return 0
+    if args.docs_command == "delete":
+        # Match the source as stored, the same file by path, or a doc id.
+        wanted = {d.doc_id for d in store.documents() if args.source in (d.source, d.doc_id)}
+        wanted.add(document_id(args.source))
+        removed = sum(store.delete_document(doc_id) for doc_id in wanted)
+        if not removed:
+            print(f"no document {args.source!r} in {store.name!r} (see rag docs list)", file=sys.stderr)
+            return 1
+        print(f"deleted {args.source}: {removed} chunks removed from {store.name!r}")
+        return 0
+    if args.docs_command == "clear":
+        removed = store.clear()
+        print(f"cleared {store.name!r}: {removed} chunks removed")
+        return 0
+    raise AssertionError(args.docs_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_collection(p):
+        p.add_argument("--collection", "-c", help="collection name (default: RAG_COLLECTION or 'default')")
+        return p
+
+    p = with_collection(sub.add_parser("ingest", help="add files and folders (recursive) to a collection"))
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(func=cmd_ingest)
+
+    p = with_collection(sub.add_parser("search", help="retrieve passages, no LLM"))
+    p.add_argument("query", metavar="QUERY", help="the query, or - to read one query per line from stdin")
+    p.add_argument("--k", type=_positive_int, help="passages to return (default: RAG_K)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_search)
+
+    docs = sub.add_parser("docs", help="list, delete or clear stored documents")
+    dsub = docs.add_subparsers(dest="docs_command", required=True)
+    p = with_collection(dsub.add_parser("list", help="documents with chunk counts"))
+    p.add_argument("--json", action="store_true")
+    p = with_collection(dsub.add_parser("delete", help="remove every chunk of one document"))
+    p.add_argument("source", metavar="SOURCE", help="the source as listed, its path, or its doc id")
+    with_collection(dsub.add_parser("clear", help="remove every document from the collection"))
+    docs.set_defaults(func=cmd_docs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
