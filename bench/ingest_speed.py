@@ -9,19 +9,12 @@ Chroma, then the time of a second, unchanged run (which should embed nothing).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
-
-def write_corpus(squad_path: Path, folder: Path) -> int:
-    data = json.loads(squad_path.read_text(encoding="utf-8"))["data"]
-    for i, article in enumerate(data):
-        text = "\n\n".join(p["context"] for p in article["paragraphs"])
-        (folder / f"{i:03d}.txt").write_text(text, encoding="utf-8")
-    return len(data)
+from common import write_corpus  # bench/common.py: the script's folder is on sys.path
 
 
 def main() -> None:

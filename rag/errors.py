@@ -15,3 +15,7 @@ class EmbeddingMismatchError(RagError):
 
 class CollectionNotFoundError(RagError):
     """A read-only command named a collection that does not exist."""
+
+
+class LLMError(RagError):
+    """The LLM backend failed: unreachable, refused the key, unknown model. Names the setting to fix."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The name under which the packaged all-MiniLM-L6-v2 is known; see rag.embeddings.
@@ -14,7 +16,11 @@ DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="RAG_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     data_dir: Path = Field(Path("./data"), description="Data folder; the embedded Chroma lives in DATA_DIR/chroma.")
@@ -35,6 +41,36 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
     chroma_url: str = Field("", description="Empty: embedded Chroma in DATA_DIR. Set: a Chroma server, e.g. http://127.0.0.1:8000.")
     k: int = Field(4, ge=1, description="Passages retrieved per question.")
+
+    # --- retrieval -------------------------------------------------------------------------
+    hybrid: bool = Field(True, description="Fuse dense (Chroma) and keyword (BM25) rankings with RRF.")
+    mmr: bool = Field(False, description="Diversify the dense candidates with maximal marginal relevance.")
+    refuse_below: float = Field(
+        0.30,
+        ge=-1.0,
+        le=1.0,
+        description="Refuse without calling the LLM when no retrieved passage has a cosine "
+        "similarity at least this high. -1 turns refusal off.",
+    )
+
+    # --- answering -------------------------------------------------------------------------
+    llm: Literal["local", "openai"] = Field("local", description="LLM backend.")
+    local_model: str = Field(
+        "smollm2",
+        description="Local GGUF model: 'smollm2' (SmolLM2-135M-Instruct, packaged), "
+        "'gemma3-270m' (packaged), or the path of any GGUF file.",
+    )
+    openai_model: str = Field("gpt-4o-mini", description="Model name for RAG_LLM=openai.")
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("RAG_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    temperature: float = Field(0.1, ge=0.0, le=2.0)
+    max_answer_tokens: int = Field(256, ge=16, description="Longest answer generated.")
+    context_window: int = Field(4096, ge=512, description="Local model context (tokens).")
+    llm_timeout: float = Field(120.0, gt=0, description="Seconds before an LLM request fails.")
 
     @field_validator("collection")
     @classmethod

@@ -1,0 +1,187 @@
+"""Retrieval: dense (Chroma) and keyword (BM25) rankings, fused with Reciprocal Rank Fusion.
+
+Why fusion. MiniLM embeddings capture meaning but blur exact tokens: a part number such as
+"XK-4471-B", a surname or a rare term often sits nowhere near the top of a dense ranking, while
+BM25 finds it at once; BM25 in turn misses the paraphrases that embeddings catch. The two scores
+live on incomparable scales (cosine in [-1, 1]; BM25 unbounded and corpus dependent), so ranks
+are fused, not scores: RRF, sum over lists of 1 / (60 + rank), needs no weights or normalising.
+
+Why real cosine scores. An RRF value only says how a chunk ranks *for this query*: the best chunk
+of a corpus that knows nothing about the question gets the same 1/61 as a perfect match. The
+answer chain refuses when no passage is close enough, so every hit's `score` is the cosine
+similarity of the query embedding and the chunk's stored embedding, also for chunks that only
+BM25 found (their embeddings are fetched from Chroma). The fused value is `metadata["rrf"]`, the
+ranks it came from `metadata["dense_rank"]` / `metadata["bm25_rank"]`.
+
+The BM25 index is built lazily from every chunk in the collection and cached per store. Before
+each keyword search the sorted list of chunk ids is compared with the one the index was built
+from: ingestion ids embed the document's version hash, so any add, update or delete changes it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+from rank_bm25 import BM25Okapi
+
+from rag.schema import SearchHit
+from rag.settings import Settings
+from rag.store import DocumentStore
+
+RRF_K = 60
+MMR_LAMBDA = 0.5
+_PAGE = 5000  # rows per Chroma get() when reading the whole collection
+_WORD = re.compile(r"\w+")
+_STOPWORDS = frozenset(
+    "a an and are as at be been but by can did do does for from had has have how i if in into is it "
+    "its me my no not of on or our so such than that the their them then there these they this to "
+    "was we were what when where which while who whom why will with you your".split()
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercased unicode words and numbers, minus a small English stopword list."""
+    return [t for t in _WORD.findall(text.lower()) if t not in _STOPWORDS]
+
+
+@dataclass
+class _KeywordIndex:
+    ids: list[str]  # row i of the BM25 index is chunk ids[i]
+    fingerprint: list[str]  # sorted ids: the collection content the index was built from
+    bm25: BM25Okapi | None  # None when no chunk has a single token
+
+
+_indexes: "weakref.WeakKeyDictionary[DocumentStore, _KeywordIndex]" = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def _pages(collection, include: list[str]):
+    offset = 0
+    while True:
+        got = collection.get(limit=_PAGE, offset=offset, include=include)
+        if not got["ids"]:
+            return
+        yield got
+        offset += len(got["ids"])
+
+
+def keyword_index(store: DocumentStore) -> _KeywordIndex:
+    """The store's BM25 index, rebuilt if the collection's chunk ids changed since it was built."""
+    current = sorted(i for got in _pages(store.collection, []) for i in got["ids"])
+    with _lock:
+        cached = _indexes.get(store)
+        if cached is not None and cached.fingerprint == current:
+            return cached
+        ids: list[str] = []
+        tokens: list[list[str]] = []
+        for got in _pages(store.collection, ["documents"]):
+            ids.extend(got["ids"])
+            tokens.extend(tokenize(text or "") for text in got["documents"])
+        bm25 = BM25Okapi(tokens) if any(tokens) else None
+        _indexes[store] = index = _KeywordIndex(ids, sorted(ids), bm25)
+        return index
+
+
+def mmr_order(query: np.ndarray, embeddings: np.ndarray, lam: float = MMR_LAMBDA) -> list[int]:
+    """All rows of `embeddings` (unit vectors) in maximal-marginal-relevance order."""
+    relevance = embeddings @ query
+    similarity = embeddings @ embeddings.T
+    redundancy = np.zeros(len(embeddings))
+    left = np.ones(len(embeddings), dtype=bool)
+    order: list[int] = []
+    for _ in range(len(embeddings)):
+        gain = np.where(left, lam * relevance - (1 - lam) * redundancy, -np.inf)
+        best = int(np.argmax(gain))
+        order.append(best)
+        left[best] = False
+        redundancy = np.maximum(redundancy, similarity[best])
+    return order
+
+
+def _unit(vector) -> np.ndarray:
+    v = np.asarray(vector, dtype=np.float64)
+    norm = np.linalg.norm(v)
+    return v / norm if norm else v
+
+
+class Retriever:
+    def __init__(self, store: DocumentStore, settings: Settings):
+        self.store = store
+        self.settings = settings
+
+    def retrieve(
+        self, query: str, k: int | None = None, *, hybrid: bool | None = None, mmr: bool | None = None
+    ) -> list[SearchHit]:
+        k = self.settings.k if k is None else k
+        hybrid = self.settings.hybrid if hybrid is None else hybrid
+        mmr = self.settings.mmr if mmr is None else mmr
+        collection = self.store.collection
+        total = collection.count()
+        if k < 1 or total == 0:
+            return []
+        n = min(max(20, 4 * k), total)
+
+        qvec = _unit(self.store.embedder.embeddings.embed_query(query))  # embedded once
+        got = collection.query(
+            query_embeddings=[qvec.tolist()], n_results=n, include=["documents", "metadatas", "embeddings"]
+        )
+        chunks: dict[str, tuple[str, dict, np.ndarray]] = {}  # id -> (text, metadata, unit vector)
+        self._collect(chunks, got["ids"][0], got["documents"][0], got["metadatas"][0], got["embeddings"][0])
+        cosine = {cid: float(vec @ qvec) for cid, (_, _, vec) in chunks.items()}
+
+        dense = sorted(chunks, key=lambda cid: -cosine[cid])
+        if mmr and dense:
+            order = mmr_order(qvec, np.stack([chunks[cid][2] for cid in dense]))
+            dense = [dense[i] for i in order]
+        rankings = {"dense_rank": dense}
+        if hybrid:
+            keyword = self._keyword(query, n)
+            missing = [cid for cid in keyword if cid not in chunks]
+            if missing:  # BM25-only hits: fetch their stored embeddings for a real cosine
+                extra = collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
+                self._collect(chunks, extra["ids"], extra["documents"], extra["metadatas"], extra["embeddings"])
+                cosine.update({cid: float(chunks[cid][2] @ qvec) for cid in extra["ids"]})
+            rankings["bm25_rank"] = [cid for cid in keyword if cid in chunks]  # minus any deleted since
+
+        fused: dict[str, float] = {}
+        ranks: dict[str, dict[str, int]] = {}
+        for name, ranking in rankings.items():
+            for rank, cid in enumerate(ranking, start=1):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+                ranks.setdefault(cid, {})[name] = rank
+        order = sorted(fused, key=lambda cid: (-fused[cid], -cosine[cid])) if hybrid else dense
+
+        hits = []
+        for rank, cid in enumerate(order[:k], start=1):
+            text, meta, _ = chunks[cid]
+            hits.append(
+                SearchHit(
+                    rank=rank,
+                    score=round(cosine[cid], 4),
+                    source=meta.get("source", ""),
+                    page=meta.get("page"),
+                    chunk_id=cid,
+                    text=text,
+                    metadata={**meta, **ranks[cid], "rrf": fused[cid]},
+                )
+            )
+        return hits
+
+    @staticmethod
+    def _collect(chunks, ids, documents, metadatas, embeddings) -> None:
+        for cid, text, meta, vec in zip(ids, documents, metadatas, embeddings):
+            chunks[cid] = (text or "", dict(meta or {}), _unit(vec))
+
+    def _keyword(self, query: str, n: int) -> list[str]:
+        """Ids of the top-n BM25 chunks with a positive score (sharing at least one query term)."""
+        tokens = tokenize(query)
+        index = keyword_index(self.store)
+        if not tokens or index.bm25 is None:
+            return []
+        scores = index.bm25.get_scores(tokens)
+        top = np.argsort(-scores, kind="stable")[:n]
+        return [index.ids[i] for i in top if scores[i] > 0]

@@ -1,0 +1,167 @@
+"""Retrieval: hybrid (dense + BM25, RRF) ranking, real cosine scores, MMR, and the BM25 cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ingest.pipeline import document_id
+from rag.retrieval import Retriever, keyword_index, tokenize
+
+CODE = "XK-4471-B"
+CODE_TEXT = f"Winter supplies: {CODE} is stored in the north shed next to the firewood."
+
+
+def distractors() -> list[str]:
+    """Texts about spare parts: semantically much closer to a 'which part is X' question than
+    the one text that actually contains the code."""
+    pumps = [f"Replace the pump seal with part PS-{1000 + i} when it starts leaking." for i in range(28)]
+    filters = [f"The spare filter cartridge for the water pump is item FC-{i}, ordered from the depot." for i in range(28)]
+    misc = ["Puffins nest on the eastern cliffs.", "The night ferry leaves at 23:40 from pier 4.",
+            "Sales rose in March.", "Caution: the generator room floor is slippery."]
+    return pumps + filters + misc
+
+
+def write(folder, texts: dict[str, str]):
+    folder.mkdir(exist_ok=True)
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def parts(tmp_path, ingestor):
+    """61 one-chunk documents: 60 distractors and the one holding CODE."""
+    texts = {f"d{i:02d}.txt": t for i, t in enumerate(distractors())}
+    texts["supplies.txt"] = CODE_TEXT
+    folder = write(tmp_path / "parts", texts)
+    assert ingestor.ingest([folder]).ok
+    return folder
+
+
+@pytest.fixture
+def retriever(store, settings):
+    return Retriever(store, settings)
+
+
+def cosine(embedder, query: str, text: str) -> float:
+    q = np.asarray(embedder.embeddings.embed_query(query))
+    d = np.asarray(embedder.embeddings.embed_documents([text])[0])
+    return float(q @ d / (np.linalg.norm(q) * np.linalg.norm(d)))
+
+
+def test_tokenize_lowercases_keeps_numbers_and_drops_stopwords():
+    assert tokenize("What is the price of XK-4471-B in Tromsø?") == ["price", "xk", "4471", "b", "tromsø"]
+
+
+def test_empty_collection_returns_nothing(retriever):
+    assert retriever.retrieve("anything at all") == []
+    assert retriever.retrieve("anything at all", hybrid=False, mmr=True) == []
+
+
+def test_keyword_only_match_ranks_first_with_hybrid(parts, retriever):
+    query = f"Which replacement part is {CODE}?"
+    # k=16 asks for 64 dense candidates: every chunk, so each gets a dense rank and a fused score.
+    dense = retriever.retrieve(query, k=16, hybrid=False)
+    hybrid = retriever.retrieve(query, k=16, hybrid=True)
+    assert dense[0].text != CODE_TEXT  # the spare-part distractors are closer in embedding space
+    assert hybrid[0].text == CODE_TEXT
+    assert hybrid[0].metadata["bm25_rank"] == 1 and hybrid[0].metadata["dense_rank"] > 1
+
+
+def test_bm25_only_hits_are_returned_with_their_cosine(parts, retriever, embedder):
+    query = f"Which replacement part is {CODE}?"
+    # k=2 asks for 20 dense candidates, and the code's chunk is not among them.
+    assert CODE_TEXT not in [h.text for h in retriever.retrieve(query, k=20, hybrid=False)]
+    hits = retriever.retrieve(query, k=2)
+    found = next(h for h in hits if h.text == CODE_TEXT)
+    assert "dense_rank" not in found.metadata and found.metadata["bm25_rank"] == 1
+    assert found.score == pytest.approx(cosine(embedder, query, CODE_TEXT), abs=1e-3)
+
+
+def test_every_score_is_the_real_cosine(parts, retriever, embedder):
+    query = f"Which replacement part is {CODE}?"
+    for kwargs in ({"hybrid": True}, {"hybrid": False}, {"hybrid": True, "mmr": True}):
+        hits = retriever.retrieve(query, k=6, **kwargs)
+        assert hits
+        for hit in hits:
+            assert hit.score == pytest.approx(cosine(embedder, query, hit.text), abs=1e-3)
+    # ...including hits that only BM25 found.
+    assert any("dense_rank" not in h.metadata for h in retriever.retrieve(query, k=6))
+
+
+def test_ranks_k_and_metadata(parts, retriever, settings):
+    for k in (1, 3, 7):
+        hits = retriever.retrieve("water pump filter", k=k)
+        assert [h.rank for h in hits] == list(range(1, k + 1))
+        assert len({h.chunk_id for h in hits}) == k
+        for hit in hits:
+            assert hit.source.endswith(".txt") and hit.metadata["doc_id"]
+            assert "dense_rank" in hit.metadata or "bm25_rank" in hit.metadata
+            expected = sum(1 / (60 + hit.metadata[r]) for r in ("dense_rank", "bm25_rank") if r in hit.metadata)
+            assert hit.metadata["rrf"] == pytest.approx(expected)
+        assert [h.metadata["rrf"] for h in hits] == sorted((h.metadata["rrf"] for h in hits), reverse=True)
+    # More than the collection holds: everything, once.
+    assert len(retriever.retrieve("water pump filter", k=500)) == 61
+    # Defaults come from the settings.
+    assert len(Retriever(retriever.store, settings.model_copy(update={"k": 2})).retrieve("pump")) == 2
+
+
+def test_dense_only_is_plain_cosine_ranking(parts, retriever, store):
+    hits = retriever.retrieve("Where do puffins nest?", k=5, hybrid=False)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all("bm25_rank" not in h.metadata for h in hits)
+    assert [h.metadata["dense_rank"] for h in hits] == [1, 2, 3, 4, 5]
+    assert [h.chunk_id for h in hits] == [h.chunk_id for h in store.search("Where do puffins nest?", k=5)]
+    assert hits[0].text == "Puffins nest on the eastern cliffs."
+
+
+def test_surname_in_a_pdf_is_found(corpus, ingestor, retriever):
+    assert ingestor.ingest([corpus]).ok
+    hit = retriever.retrieve("Lindqvist", k=1)[0]
+    assert "Karin Lindqvist" in hit.text and hit.source.endswith("report.pdf") and hit.page == 3
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_mmr_keeps_near_duplicates_from_filling_top_k(tmp_path, ingestor, retriever, hybrid):
+    copies = {f"copy{i}.txt": f"The lighthouse lens is cleaned every Monday with a soft cloth (copy {i})." for i in range(5)}
+    others = {
+        "water.txt": "Clean the glass prisms with distilled water and alcohol, never with soap.",
+        "lamp.txt": "The lamp of the lighthouse is replaced every spring by the keeper.",
+        "gulls.txt": "Gulls foul the gallery rail, so the keeper scrubs it weekly.",
+    }
+    assert ingestor.ingest([write(tmp_path / "lens", {**copies, **others})]).ok
+    query = "How is the lighthouse lens cleaned?"
+    plain = retriever.retrieve(query, k=3, hybrid=hybrid, mmr=False)
+    assert all("(copy" in h.text for h in plain)  # without MMR the duplicates fill the top 3
+    diverse = retriever.retrieve(query, k=3, hybrid=hybrid, mmr=True)
+    assert "(copy" in diverse[0].text  # the most relevant still comes first
+    # Dense + MMR keeps one copy. With hybrid, MMR reorders the dense list before fusion, but
+    # BM25 still ranks the copies together, so a second copy can come back through RRF.
+    n_copies = sum("(copy" in h.text for h in diverse)
+    assert n_copies == 1 if not hybrid else n_copies < 3
+
+
+def test_keyword_index_follows_add_update_and_delete(tmp_path, parts, ingestor, store, retriever):
+    index = keyword_index(store)
+    assert keyword_index(store) is index  # unchanged collection: cached, not rebuilt
+    code_file = parts / "supplies.txt"
+
+    # Update: the old text is gone, the new one is found through BM25.
+    code_file.write_text("Winter supplies: QZ-9036 is stored in the south shed.", encoding="utf-8")
+    assert ingestor.ingest([code_file]).files[0].status == "updated"
+    assert keyword_index(store) is not index
+    assert all(CODE not in h.text for h in retriever.retrieve(CODE, k=10))
+    hit = retriever.retrieve("QZ-9036", k=1)[0]
+    assert "QZ-9036" in hit.text and hit.metadata["bm25_rank"] == 1
+
+    # Delete: never returned again.
+    assert store.delete_document(document_id(code_file)) == 1
+    assert all("QZ-9036" not in h.text for h in retriever.retrieve("QZ-9036 shed", k=10))
+
+    # Add: a new document is found.
+    new = write(tmp_path / "more", {"radio.txt": "The backup radio code is MV-7777-C."})
+    assert ingestor.ingest([new]).ok
+    hit = retriever.retrieve("MV-7777-C", k=1)[0]
+    assert hit.text == "The backup radio code is MV-7777-C." and hit.metadata["bm25_rank"] == 1
+    assert len(keyword_index(store).ids) == store.count() == 61
