@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -87,3 +92,57 @@ def corpus(tmp_path) -> Path:
     docgen.make_text(root / "notes.md", "# Notes\n\n## Birds\n\nPuffins nest on the eastern cliffs.\n")
     docgen.make_text(root / "legacy.txt", "Caf\u00e9 opening: the caf\u00e9 opens at 07:15.", "cp1252")
     return root
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------------------------------
+# a real OpenAI-compatible server
+
+
+@pytest.fixture(scope="session")
+def openai_server(tmp_path_factory):
+    """llama_cpp.server serving the packaged SmolLM2 on a free loopback port; its /v1 base URL."""
+    from rag.llm import resolve_local_model
+
+    model = resolve_local_model("smollm2")
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "2048"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-1500:]
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode} (server extras installed?):\n{tail}")
+            try:
+                with urllib.request.urlopen(url + "/models", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not answer GET /v1/models within 90 s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
