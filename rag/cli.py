@@ -1,4 +1,4 @@
-"""`rag`: ingest, search and manage documents from a terminal.
+"""`rag`: ingest, search, ask and manage documents from a terminal.
 
 Heavy imports (torch, Chroma) happen inside the commands, so `rag --help` is instant. Errors a
 user can fix are printed as one line on stderr with exit code 2, never as a traceback.
@@ -122,6 +122,68 @@ def cmd_docs(args) -> int:
     raise AssertionError(args.docs_command)
 
 
+def _print_sources(answer) -> None:
+    if answer.rewritten_query:
+        print(f"(searched for: {answer.rewritten_query})")
+    if not answer.citations:
+        return
+    print("\nSources:")
+    for c in answer.citations:
+        where = c.source + (f", page {c.page}" if c.page else "")
+        doubt = "  (weak support: check it)" if not c.supported else ""
+        doubt += "  (matched by content; the model cited nothing)" if c.inferred else ""
+        print(f"  [{c.n}] {where}{doubt}")
+
+
+def _stream_answer(chain, question: str, history, k):
+    """Print the answer as it streams; return the final Answer."""
+    answer = None
+    for piece in chain.stream(question, history, k=k):
+        if isinstance(piece, str):
+            print(piece, end="", flush=True)
+        else:
+            answer = piece
+    print()
+    return answer
+
+
+def _chain(args):
+    from rag.chain import make_chain
+
+    return make_chain(_settings(args))
+
+
+def cmd_ask(args) -> int:
+    chain = _chain(args)
+    if args.json:
+        print(json.dumps(chain.ask(args.question, k=args.k).to_json(), ensure_ascii=False))
+        return 0
+    _print_sources(_stream_answer(chain, args.question, [], args.k))
+    return 0
+
+
+def cmd_chat(args) -> int:
+    chain = _chain(args)
+    history: list[tuple[str, str]] = []
+    print("Ask about your documents. Follow-up questions work. Empty line or Ctrl-D to quit.")
+    while True:
+        try:
+            question = input("\nyou> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if not question or question in {"/exit", "/quit"}:
+            return 0
+        print("bot> ", end="", flush=True)
+        try:
+            answer = _stream_answer(chain, question, history, args.k)
+        except RagError as exc:  # keep the conversation going after a backend hiccup
+            print(f"\nerror: {exc}", file=sys.stderr)
+            continue
+        _print_sources(answer)
+        history.append((question, answer.answer))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_positive_int, help="passages to return (default: RAG_K)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_search)
+
+    p = with_collection(sub.add_parser("ask", help="answer a question from the documents, with sources"))
+    p.add_argument("question", metavar="QUESTION")
+    p.add_argument("--k", type=_positive_int, help="passages to retrieve (default: RAG_K)")
+    p.add_argument("--json", action="store_true", help="print the answer object as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = with_collection(sub.add_parser("chat", help="a conversation in the terminal, with follow-ups"))
+    p.add_argument("--k", type=_positive_int, help="passages to retrieve (default: RAG_K)")
+    p.set_defaults(func=cmd_chat)
 
     docs = sub.add_parser("docs", help="list, delete or clear stored documents")
     dsub = docs.add_subparsers(dest="docs_command", required=True)

@@ -40,3 +40,35 @@ class FileResult:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage the answer cites as [n]; `supported` is False when the citing sentence shares
+    no content with the passage (small models cite loosely: the UI shows those as doubtful)."""
+
+    n: int
+    source: str
+    page: int | None
+    chunk_id: str
+    text: str
+    score: float
+    supported: bool = True
+    inferred: bool = False  # attributed by content overlap, the model wrote no marker
+
+
+@dataclass(frozen=True)
+class Answer:
+    answer: str
+    citations: list[Citation] = field(default_factory=list)
+    rewritten_query: str | None = None  # the standalone question searched for, after a follow-up
+    refused: bool = False  # the documents do not contain the answer
+    passages: list[SearchHit] = field(default_factory=list, compare=False)  # what the LLM saw
+
+    def to_json(self) -> dict:
+        return {
+            "answer": self.answer,
+            "citations": [asdict(c) for c in self.citations],
+            "rewritten_query": self.rewritten_query,
+            "refused": self.refused,
+        }

@@ -1,0 +1,101 @@
+"""The answering chain end to end: real Chroma, real embedder, real packaged SmolLM2 where the
+behaviour depends on the model; LangChain's GenericFakeChatModel only where a test must control
+the exact words the model writes (citation handling) or prove the model is never called."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from rag.chain import REFUSAL, QAChain, make_chain
+from rag.retrieval import Retriever
+from rag.schema import Answer
+
+
+class NeverCalled(BaseChatModel):
+    """Fails the test if the chain calls the LLM."""
+
+    def _generate(self, *args: Any, **kwargs: Any):
+        raise AssertionError("the LLM was called")
+
+    @property
+    def _llm_type(self) -> str:
+        return "never-called"
+
+
+def fake_llm(*replies: str) -> GenericFakeChatModel:
+    return GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
+
+
+@pytest.fixture
+def ingested(ingestor, corpus, settings):
+    assert ingestor.ingest([corpus]).ok
+    return settings.model_copy(update={"temperature": 0.0})
+
+
+def test_out_of_corpus_question_is_refused_without_calling_the_llm(store, ingested):
+    chain = QAChain(Retriever(store, ingested), NeverCalled(), ingested)
+    answer = chain.ask("Who won the football World Cup final in 1998?")
+    assert answer.refused and answer.answer == REFUSAL and answer.citations == []
+
+
+def test_empty_collection_says_so_without_calling_the_llm(store, settings):
+    answer = QAChain(Retriever(store, settings), NeverCalled(), settings).ask("Anything?")
+    assert answer.refused and "no documents" in answer.answer
+
+
+def test_stream_yields_text_then_the_answer_with_checked_citations(store, ingested):
+    chain = QAChain(Retriever(store, ingested), fake_llm("The night ferry leaves at 23:40 [1][9]."), ingested)
+    pieces = list(chain.stream("When does the night ferry to Bodø leave?"))
+    *text, answer = pieces
+    assert isinstance(answer, Answer) and all(isinstance(p, str) for p in text)
+    assert " ".join("".join(text).split()) == answer.answer == "The night ferry leaves at 23:40 [1]."
+    (citation,) = answer.citations
+    assert citation.n == 1 and citation.source.endswith("page.html") and citation.supported
+    assert not citation.inferred and not answer.refused
+    assert answer.to_json().keys() == {"answer", "citations", "rewritten_query", "refused"}
+
+
+def test_loose_citation_is_flagged(store, ingested):
+    chain = QAChain(Retriever(store, ingested), fake_llm("The ferry leaves at 23:40 [1]. Puffins run the ferry [2]."), ingested)
+    answer = chain.ask("When does the night ferry to Bodø leave?")
+    flags = {c.n: c.supported for c in answer.citations}
+    assert flags[1] is True
+    if answer.passages[1].text.lower().count("puffin") == 0:
+        assert flags[2] is False
+
+
+def test_model_saying_not_found_is_a_refusal(store, ingested):
+    chain = QAChain(Retriever(store, ingested), fake_llm("The documents do not say."), ingested)
+    answer = chain.ask("When does the night ferry to Bodø leave?")
+    assert answer.refused and answer.citations == []
+
+
+def test_repetition_loop_is_cut(store, ingested):
+    loop = "The ferry leaves at 23:40. It leaves from pier 4. " + "The ferry is blue. " * 30
+    answer = QAChain(Retriever(store, ingested), fake_llm(loop), ingested).ask("When does the night ferry leave?")
+    assert answer.answer.count("The ferry is blue") == 1
+
+
+@pytest.mark.slow
+def test_local_model_answers_with_a_citation_to_the_right_page(store, ingested):
+    chain = make_chain(ingested)
+    answer = chain.ask("Why was the warehouse in Tromsø closed?")
+    assert not answer.refused and answer.answer
+    assert answer.citations, answer.answer
+    top = answer.citations[0]
+    assert top.source.endswith("report.pdf") and top.page == 2 and "flooding" in top.text
+    assert "flood" in answer.answer.lower()
+
+
+@pytest.mark.slow
+def test_follow_up_is_rewritten_before_retrieval(store, ingested):
+    chain = make_chain(ingested)
+    first = chain.ask("Why was the warehouse in Tromsø closed?")
+    follow = chain.ask("In which month did that happen?", history=[("Why was the warehouse in Tromsø closed?", first.answer)])
+    assert follow.rewritten_query and "warehouse" in follow.rewritten_query.lower()
+    assert any(p.source.endswith("report.pdf") and p.page == 2 for p in follow.passages)
