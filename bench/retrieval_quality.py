@@ -59,7 +59,7 @@ def main() -> None:
         print(f"{name:<12} {at1 / n:>9.3f} {atk / n:>9.3f} {rr / n:>8.3f} {ms:>10.1f}", flush=True)
 
 
-    print(f"* retrieval without the query embedding (precomputed); noisy on a shared machine")
+    print("* retrieval without the query embedding (precomputed); noisy on a shared machine")
 
 
 if __name__ == "__main__":
