@@ -14,9 +14,9 @@ from typing import Iterator
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
-from rag.citations import MarkerFilter, attribute, check_citations, content_words, normalise_markers
+from rag.citations import SENTENCE, MarkerFilter, attribute, check_citations, content_words, normalise_markers
 from rag.prompts import ANSWER_PROMPT, NOT_FOUND, REWRITE_PROMPT, format_history, format_passages
-from rag.retrieval import Retriever
+from rag.retrieval import MergedRetriever, Retriever
 from rag.schema import Answer, SearchHit
 from rag.settings import Settings
 
@@ -27,7 +27,7 @@ History = list[tuple[str, str]]  # (question, answer) pairs, oldest first
 
 
 class QAChain:
-    def __init__(self, retriever: Retriever, llm: BaseChatModel, settings: Settings):
+    def __init__(self, retriever: Retriever | MergedRetriever, llm: BaseChatModel, settings: Settings):
         from rag.llm import llm_errors
 
         self.retriever = retriever
@@ -62,7 +62,7 @@ class QAChain:
         rewritten = query if query != question else None
         hits = self.retriever.retrieve(query, k=k)
         if not hits or not self.relevant(hits):
-            text = EMPTY if self.retriever.store.count() == 0 else REFUSAL
+            text = EMPTY if self.retriever.count() == 0 else REFUSAL
             yield text
             yield Answer(text, [], rewritten, refused=True, passages=hits)
             return
@@ -110,11 +110,9 @@ def _usable_rewrite(rewritten: str, question: str, history: History) -> bool:
     return True
 
 
-_SENTENCE = re.compile(r"[^.!?\n]*[.!?\n]")
-
-
 def _sentences(text: str) -> list[str]:
-    return [m.group(0) for m in _SENTENCE.finditer(text)]
+    """Finished sentences only: the last one may still be streaming."""
+    return [m.group(0) for m in SENTENCE.finditer(text) if m.group(0).strip() and m.end() < len(text)]
 
 
 def _repeats_itself(text: str) -> bool:

@@ -99,7 +99,8 @@ def sentences_with_markers(text: str) -> Iterator[tuple[str, list[int]]]:
             yield re.sub(r"\[\d+\]", " ", sentence), numbers
 
 
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
+# A sentence ends at . ! or ? followed by white space or the end (not inside "2.1"), or a newline.
+SENTENCE = re.compile(r"[^\n]*?(?:[.!?]+(?=\s|$)|\n|$)")
 
 
 def attribute(answer: str, hits: list[SearchHit], question: str) -> str:
@@ -109,8 +110,10 @@ def attribute(answer: str, hits: list[SearchHit], question: str) -> str:
     asked = content_words(question)
     passage_words = [content_words(h.text) for h in hits]
     out, last = [], 0
-    for match in _SENTENCE.finditer(answer):
+    for match in SENTENCE.finditer(answer):
         sentence = match.group(0)
+        if not sentence.strip():
+            continue
         words = content_words(sentence)
         claim = (words - asked) or words
         shared = [supports(claim, pw) for pw in passage_words]
