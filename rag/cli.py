@@ -184,6 +184,16 @@ def cmd_chat(args) -> int:
         history.append((question, answer.answer))
 
 
+def cmd_serve(args) -> int:
+    from rag.web import build_app, launch
+
+    settings = _settings(args)
+    if args.public:
+        settings = settings.model_copy(update={"public": True})
+    launch(build_app(settings), host=args.host, port=args.port, share=args.share, auth=args.auth or "")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_collection(sub.add_parser("chat", help="a conversation in the terminal, with follow-ups"))
     p.add_argument("--k", type=_positive_int, help="passages to retrieve (default: RAG_K)")
     p.set_defaults(func=cmd_chat)
+
+    p = with_collection(sub.add_parser("serve", help="run the chat app in the browser"))
+    p.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=None, help="port (default 7860)")
+    p.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    p.add_argument("--auth", metavar="USER:PASS", help="require this login (or RAG_AUTH)")
+    p.add_argument("--public", action="store_true", help="hosted-demo mode: per-visitor private uploads (RAG_PUBLIC)")
+    p.set_defaults(func=cmd_serve)
 
     docs = sub.add_parser("docs", help="list, delete or clear stored documents")
     dsub = docs.add_subparsers(dest="docs_command", required=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from rank_bm25 import BM25Okapi
@@ -113,6 +113,9 @@ class Retriever:
         self.store = store
         self.settings = settings
 
+    def count(self) -> int:
+        return self.store.count()
+
     def retrieve(
         self, query: str, k: int | None = None, *, hybrid: bool | None = None, mmr: bool | None = None
     ) -> list[SearchHit]:
@@ -185,3 +188,27 @@ class Retriever:
         scores = index.bm25.get_scores(tokens)
         top = np.argsort(-scores, kind="stable")[:n]
         return [index.ids[i] for i in top if scores[i] > 0]
+
+
+class MergedRetriever:
+    """Several collections searched as one (a hosted demo's shared documents plus a visitor's own):
+    each ranks on its own, the rankings are fused by RRF like dense and keyword are."""
+
+    def __init__(self, retrievers: list[Retriever]):
+        self.retrievers = retrievers
+
+    def count(self) -> int:
+        return sum(r.count() for r in self.retrievers)
+
+    def retrieve(self, query: str, k: int | None = None, **options) -> list[SearchHit]:
+        lists = [r.retrieve(query, k, **options) for r in self.retrievers]
+        if len(lists) == 1:
+            return lists[0]
+        fused: dict[str, tuple[float, SearchHit]] = {}
+        for hits in lists:
+            for hit in hits:
+                prior = fused.get(hit.chunk_id, (0.0, hit))[0]
+                fused[hit.chunk_id] = (prior + 1.0 / (RRF_K + hit.rank), hit)
+        order = sorted(fused.values(), key=lambda pair: (-pair[0], -pair[1].score))
+        k = self.retrievers[0].settings.k if k is None else k
+        return [replace(hit, rank=rank) for rank, (_, hit) in enumerate(order[:k], start=1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -71,6 +72,16 @@ class Settings(BaseSettings):
     max_answer_tokens: int = Field(256, ge=16, description="Longest answer generated.")
     context_window: int = Field(4096, ge=512, description="Local model context (tokens).")
     llm_timeout: float = Field(120.0, gt=0, description="Seconds before an LLM request fails.")
+
+    # --- the web app -----------------------------------------------------------------------
+    public: bool = Field(
+        default_factory=lambda: bool(os.environ.get("SPACE_ID")),
+        description="Hosted-demo mode: each visitor's uploads go to a private collection of their "
+        "session; the configured collection is shared read-only. On by default on HF Spaces.",
+    )
+    session_ttl_minutes: float = Field(60.0, gt=0, description="Public mode: idle visitor collections are deleted after this.")
+    max_upload_files: int = Field(20, ge=1, description="Files per upload.")
+    auth: str = Field("", description="'user:password' to require a login for the web app.")
 
     @field_validator("collection")
     @classmethod

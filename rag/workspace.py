@@ -1,0 +1,201 @@
+"""What the web app does, with no Gradio in it: collections, uploads, per-visitor isolation, answers.
+
+Private mode (the default, one user on their own machine): the visitor picks or creates a
+collection; uploads, deletes and questions all use it.
+
+Public mode (RAG_PUBLIC=true, a hosted demo): each visitor's uploads go to a collection of their
+own, `visitor-<hash of the session>`, that nobody else's questions read; questions search that
+plus the configured collection, which the owner filled beforehand and visitors can only read.
+A visitor collection idle longer than RAG_SESSION_TTL_MINUTES is deleted with its uploaded files;
+its last-seen time is kept in the collection's metadata, so a restart does not orphan it.
+
+This module is a face of the library, like rag/cli.py, so it may import ingest/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import threading
+import time
+import unicodedata
+from pathlib import Path
+from typing import Callable
+
+from ingest.pipeline import Ingestor
+from rag.errors import RagError
+from rag.schema import DocumentInfo, FileResult
+from rag.settings import Settings
+from rag.store import DocumentStore, make_client, open_store
+
+VISITOR_PREFIX = "visitor-"
+_SWEEP_EVERY = 60.0  # seconds between sweeps of idle visitor collections
+
+
+def safe_filename(name: str, limit: int = 120) -> str:
+    """A harmless file name from whatever a browser sent: no folders (`../`, absolute paths),
+    no control characters, bounded length with the extension kept."""
+    name = unicodedata.normalize("NFC", str(name)).replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = re.sub(r"\s+", " ", name).strip(" .")
+    stem, dot, ext = name.rpartition(".")
+    if not dot or len(ext) > 10:
+        stem, ext = name, ""
+    ext = f".{ext}" if ext else ""
+    stem = stem[: max(1, limit - len(ext))].rstrip(" .") or "upload"
+    return stem + ext
+
+
+def visitor_collection(session: str) -> str:
+    return VISITOR_PREFIX + hashlib.sha256(session.encode()).hexdigest()[:16]
+
+
+class Workspace:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._stores: dict[str, DocumentStore] = {}
+        self._lock = threading.RLock()
+        self._last_sweep = 0.0
+        self._embedder = None
+
+    # --- stores ----------------------------------------------------------------------------
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from rag.embeddings import make_embedder
+
+            self._embedder = make_embedder(self.settings)
+        return self._embedder
+
+    def store(self, name: str, create: bool = True) -> DocumentStore | None:
+        """One cached store per collection (its keyword index lives as long as it does)."""
+        with self._lock:
+            if name not in self._stores:
+                settings = self.settings.model_copy(update={"collection": name})
+                try:
+                    self._stores[name] = open_store(settings, self.embedder, create=create)
+                except RagError:
+                    if create:
+                        raise
+                    return None
+            return self._stores[name]
+
+    def collections(self) -> list[str]:
+        """The collections a visitor may pick (never another visitor's)."""
+        names = {getattr(c, "name", c) for c in make_client(self.settings).list_collections()}
+        names.add(self.settings.collection)
+        return sorted(n for n in names if not n.startswith(VISITOR_PREFIX))
+
+    def writable(self, session: str, chosen: str | None) -> str:
+        if self.settings.public:
+            return visitor_collection(session)
+        return chosen or self.settings.collection
+
+    def readable(self, session: str, chosen: str | None) -> list[str]:
+        if self.settings.public:
+            return [self.settings.collection, visitor_collection(session)]
+        return [chosen or self.settings.collection]
+
+    # --- documents -------------------------------------------------------------------------
+    def upload(
+        self,
+        files: list[tuple[Path, str]],
+        session: str,
+        chosen: str | None,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> list[FileResult]:
+        """Ingest (temporary path, name the browser gave) pairs into the writable collection."""
+        self.touch(session)
+        limit = self.settings.max_upload_files
+        if len(files) > limit:
+            return [FileResult(safe_filename(n), "failed", error=f"more than {limit} files in one upload (RAG_MAX_UPLOAD_FILES)") for _, n in files]
+        name = self.writable(session, chosen)
+        store = self.store(name)
+        folder = (self.settings.data_dir / "uploads" / name).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        ingestor = Ingestor(store, self.settings)
+        results = []
+        for i, (tmp, original) in enumerate(files):
+            filename = safe_filename(original or Path(tmp).name)
+            if progress:
+                progress(i, len(files), filename)
+            dest = folder / filename
+            try:
+                shutil.copyfile(tmp, dest)
+            except OSError as exc:
+                results.append(FileResult(filename, "failed", error=f"could not store the upload: {exc.strerror or exc}"))
+                continue
+            results.append(ingestor.ingest_file(dest, source=filename))
+        if progress:
+            progress(len(files), len(files), "")
+        self.touch(session)  # a visitor collection made by this upload gets its first last_seen
+        return results
+
+    def documents(self, session: str, chosen: str | None) -> list[tuple[DocumentInfo, bool]]:
+        """(document, can this visitor delete it) for everything their questions can read."""
+        out = []
+        writable = self.writable(session, chosen)
+        for name in dict.fromkeys(self.readable(session, chosen)):
+            store = self.store(name, create=False)
+            if store is not None:
+                out.extend((doc, name == writable) for doc in store.documents())
+        return out
+
+    def delete(self, session: str, chosen: str | None, source: str) -> int:
+        store = self.store(self.writable(session, chosen), create=False)
+        if store is None:
+            return 0
+        removed = 0
+        for doc in store.documents():
+            if doc.source == source:
+                removed += store.delete_document(doc.doc_id)
+        return removed
+
+    # --- answering -------------------------------------------------------------------------
+    def chain(self, session: str, chosen: str | None, overrides: dict | None = None):
+        from rag.chain import QAChain
+        from rag.llm import make_llm
+        from rag.retrieval import MergedRetriever, Retriever
+
+        self.touch(session)
+        settings = self.settings.model_copy(update=overrides or {})
+        retrievers = [
+            Retriever(store, settings)
+            for name in dict.fromkeys(self.readable(session, chosen))
+            if (store := self.store(name, create=False)) is not None
+        ]
+        return QAChain(MergedRetriever(retrievers), make_llm(settings), settings)
+
+    # --- visitor collections ---------------------------------------------------------------
+    def touch(self, session: str) -> None:
+        """Record activity of a visitor (public mode) and sweep idle ones now and then."""
+        if not self.settings.public:
+            return
+        store = self.store(visitor_collection(session), create=False)
+        now = time.time()
+        if store is not None and now - (store.collection.metadata or {}).get("last_seen", 0) > 30:
+            meta = {k: v for k, v in (store.collection.metadata or {}).items() if k != "hnsw:space"}
+            store.collection.modify(metadata={**meta, "last_seen": now})
+        if now - self._last_sweep > _SWEEP_EVERY:
+            self.sweep(now)
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Delete visitor collections idle for longer than the TTL, and their uploaded files."""
+        now = time.time() if now is None else now
+        self._last_sweep = now
+        ttl = self.settings.session_ttl_minutes * 60
+        client = make_client(self.settings)
+        removed = []
+        for c in client.list_collections():
+            name = getattr(c, "name", c)
+            if not name.startswith(VISITOR_PREFIX):
+                continue
+            meta = client.get_collection(name).metadata or {}
+            if now - meta.get("last_seen", meta.get("created", now)) > ttl:
+                client.delete_collection(name)
+                with self._lock:
+                    self._stores.pop(name, None)
+                shutil.rmtree(self.settings.data_dir / "uploads" / name, ignore_errors=True)
+                removed.append(name)
+        return removed
