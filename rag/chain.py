@@ -32,6 +32,8 @@ class QAChain:
 
         self.retriever = retriever
         self.settings = settings
+        # A 135M-parameter model answers in its first paragraph, then talks about the passages.
+        self.one_paragraph = settings.llm == "local"
         self._llm_errors = llm_errors
         self.rewrite_chain = REWRITE_PROMPT | llm | StrOutputParser()
         self.answer_chain = ANSWER_PROMPT | llm | StrOutputParser()
@@ -76,13 +78,18 @@ class QAChain:
                 shown = markers.feed(token)
                 if shown:
                     yield shown
-                if _repeats_itself("".join(raw)):
+                so_far = "".join(raw)
+                if _repeats_itself(so_far):
                     break  # small models loop; a repeated sentence adds nothing
-        raw = [_drop_repeats("".join(raw))]
+                if self.one_paragraph and "\n\n" in so_far.strip():
+                    break  # a tiny local model's answer is its first paragraph; then it rambles
         tail = markers.flush()
         if tail:
             yield tail
-        text = normalise_markers("".join(raw), len(hits))
+        text = _drop_repeats("".join(raw))
+        if self.one_paragraph:
+            text = text.strip().split("\n\n")[0]
+        text = normalise_markers(text, len(hits))
         if _says_not_found(text):
             yield Answer(text, [], rewritten, refused=True, passages=hits)
             return

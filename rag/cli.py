@@ -185,9 +185,10 @@ def cmd_chat(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from rag.web import build_app, launch
+    from rag.web import build_app, launch, parse_auth
 
     settings = _settings(args)
+    parse_auth(args.auth or settings.auth)  # a malformed --auth fails before the app is built
     if args.public:
         settings = settings.model_copy(update={"public": True})
     launch(build_app(settings), host=args.host, port=args.port, share=args.share, auth=args.auth or "")

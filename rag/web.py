@@ -89,9 +89,13 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
             out["local_model" if backend == "local" else "openai_model"] = model.strip()
         return out
 
+    def shown(source: str) -> str:
+        """In public mode visitors see file names, not the owner's server paths."""
+        return Path(source).name if public else source
+
     def doc_rows(request: gr.Request, collection: str):
         docs = ws.documents(session(request), collection)
-        rows = [[d.source, d.chunks, "yours" if mine else "shared (read-only)"] for d, mine in docs]
+        rows = [[shown(d.source), d.chunks, "yours" if mine else "shared (read-only)"] for d, mine in docs]
         deletable = [d.source for d, mine in docs if mine]
         return rows, gr.update(choices=deletable, value=None)
 
@@ -161,14 +165,17 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     def ask(question: str, request: gr.Request) -> dict:
         """Answer a question from the documents; returns the answer with its citations."""
         try:
-            return ws.chain(session(request), None).ask(question).to_json()
+            answer = ws.chain(session(request), None).ask(question).to_json()
+            for citation in answer["citations"]:
+                citation["source"] = shown(citation["source"])
+            return answer
         except RagError as exc:
             return {"answer": "", "citations": [], "rewritten_query": None, "refused": False, "error": str(exc)}
 
     def documents(request: gr.Request) -> list[dict]:
         """The documents this session's questions can read."""
         return [
-            {"source": d.source, "chunks": d.chunks, "deletable": mine}
+            {"source": shown(d.source), "chunks": d.chunks, "deletable": mine}
             for d, mine in ws.documents(session(request), None)
         ]
 
@@ -255,16 +262,19 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     return demo
 
 
+def parse_auth(auth: str) -> tuple[str, str] | None:
+    if not auth:
+        return None
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password:
+        raise RagError("--auth / RAG_AUTH must be 'user:password'")
+    return user, password
+
+
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, auth: str = "") -> None:
     """Serve the app; if a share link was asked for and cannot be made, say so and serve locally."""
     settings: Settings = demo.workspace.settings
-    auth = auth or settings.auth
-    credentials = None
-    if auth:
-        user, sep, password = auth.partition(":")
-        if not sep or not user or not password:
-            raise RagError("--auth / RAG_AUTH must be 'user:password'")
-        credentials = (user, password)
+    credentials = parse_auth(auth or settings.auth)
     demo.queue(default_concurrency_limit=4)
     demo.launch(
         server_name=host,

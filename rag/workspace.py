@@ -43,7 +43,7 @@ def safe_filename(name: str, limit: int = 120) -> str:
     if not dot or len(ext) > 10:
         stem, ext = name, ""
     ext = f".{ext}" if ext else ""
-    stem = stem[: max(1, limit - len(ext))].rstrip(" .") or "upload"
+    stem = stem.encode()[: max(1, limit - len(ext.encode()))].decode("utf-8", "ignore").rstrip(" .") or "upload"  # bytes: file systems cap names at 255 bytes
     return stem + ext
 
 
