@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     session_ttl_minutes: float = Field(60.0, gt=0, description="Public mode: idle visitor collections are deleted after this.")
     max_upload_files: int = Field(20, ge=1, description="Files per upload.")
     auth: str = Field("", description="'user:password' to require a login for the web app.")
+    preload: str = Field(
+        "",
+        description="Files or folders (comma-separated) the web app ingests into RAG_COLLECTION when it "
+        "starts, e.g. data/samples for a hosted demo; unchanged files cost nothing.",
+    )
 
     @field_validator("collection")
     @classmethod

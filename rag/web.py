@@ -74,11 +74,57 @@ def _backend_status(settings: Settings) -> str:
     return f"- {local}\n- {remote}\n- mode: {mode}"
 
 
+def preload(ws: Workspace) -> None:
+    """Ingest RAG_PRELOAD into the shared collection (a hosted demo's documents)."""
+    from ingest.pipeline import Ingestor
+
+    paths = [p.strip() for p in ws.settings.preload.split(",") if p.strip()]
+    report = Ingestor(ws.store(ws.settings.collection), ws.settings).ingest(paths)
+    for result in report.files:
+        if result.status == "failed":
+            log.warning("preload: %s failed: %s", result.path, result.error)
+    t = report.totals
+    print(f"preloaded {len(report.files)} files into {ws.settings.collection!r}: {t['added']} added, "
+          f"{t['updated']} updated, {t['unchanged']} unchanged, {t['failed']} failed", flush=True)
+
+
+# --- one chat turn ----------------------------------------------------------------------------
+def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: list, collection: str | None, overrides: dict):
+    """One turn as the chat shows it: yields (messages, history, sources markdown or None while
+    streaming). Errors end the turn as a readable chat message, never a stack trace."""
+    message = (message or "").strip()
+    if not message:
+        yield chat, history, None
+        return
+    chat = list(chat or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    yield chat, history, "_Searching your documents…_"
+    try:
+        chain = ws.chain(session, collection, overrides)
+        answer = None
+        for piece in chain.stream(message, history):
+            if isinstance(piece, str):
+                chat[-1]["content"] += piece
+                yield chat, history, None
+            else:
+                answer = piece
+        chat[-1]["content"] = answer.answer
+        yield chat, history + [(message, answer.answer)], render_sources(answer)
+    except RagError as exc:
+        chat[-1]["content"] = f"⚠️ {exc}"
+        yield chat, history, ""
+    except Exception as exc:  # a bug: still a message in the chat, the traceback goes to the log
+        log.exception("answering failed")
+        chat[-1]["content"] = f"⚠️ Something went wrong while answering ({type(exc).__name__}: {exc})."
+        yield chat, history, ""
+
+
 # --- the app ----------------------------------------------------------------------------------
 def build_app(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or load_settings()
     ws = Workspace(settings)
     public = settings.public
+    if settings.preload:
+        preload(ws)
 
     def session(request: gr.Request | None) -> str:
         return getattr(request, "session_hash", None) or "local"
@@ -101,30 +147,9 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
 
     # --- handlers ---------------------------------------------------------------------------
     def respond(message, chat, history, collection, k, hybrid, backend, model, temperature, request: gr.Request):
-        message = (message or "").strip()
-        if not message:
-            yield chat, history, "", gr.update()
-            return
-        chat = list(chat or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-        yield chat, history, "", "_Searching your documents…_"
-        try:
-            chain = ws.chain(session(request), collection, overrides(k, hybrid, backend, model, temperature))
-            answer = None
-            for piece in chain.stream(message, history):
-                if isinstance(piece, str):
-                    chat[-1]["content"] += piece
-                    yield chat, history, "", gr.update()
-                else:
-                    answer = piece
-            chat[-1]["content"] = answer.answer
-            yield chat, history + [(message, answer.answer)], "", render_sources(answer)
-        except RagError as exc:
-            chat[-1]["content"] = f"⚠️ {exc}"
-            yield chat, history, "", ""
-        except Exception as exc:  # never a stack trace in the chat
-            log.exception("answering failed")
-            chat[-1]["content"] = f"⚠️ Something went wrong while answering ({type(exc).__name__}: {exc})."
-            yield chat, history, "", ""
+        settings_now = overrides(k, hybrid, backend, model, temperature)
+        for chat_now, history_now, sources_md in chat_turn(ws, session(request), message, chat, history, collection, settings_now):
+            yield chat_now, history_now, "", sources_md if sources_md is not None else gr.update()
 
     def upload(files, collection, request: gr.Request, progress=gr.Progress()):
         paths = [Path(f if isinstance(f, str) else f.name) for f in (files or [])]
