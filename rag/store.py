@@ -12,6 +12,7 @@ another model is refused with a message naming both, instead of Chroma's bare
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Iterator
@@ -57,16 +58,29 @@ def make_client(settings: Settings):
             settings=chroma_settings,
         )
     except Exception as exc:
-        raise ConfigError(
-            f"cannot reach the Chroma server at RAG_CHROMA_URL={settings.chroma_url}: {exc}"
-        ) from None
+        raise _server_error(settings, exc) from None
+
+
+def _server_error(settings: Settings, exc: Exception) -> ConfigError:
+    """One line naming RAG_CHROMA_URL, whatever the server sent (a web server's 404 page is HTML)."""
+    detail = " ".join(re.sub(r"<[^>]*>", " ", str(exc)).split())
+    detail = detail[:200] + ("…" if len(detail) > 200 else "")
+    return ConfigError(
+        f"cannot reach the Chroma server at RAG_CHROMA_URL={settings.chroma_url}: "
+        f"{detail or type(exc).__name__}"
+    )
 
 
 def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -> "DocumentStore":
     """Open (or with `create`, create) the configured collection, checking its embedding model."""
     client = make_client(settings)
     name = settings.collection
-    names = [getattr(c, "name", c) for c in client.list_collections()]
+    try:
+        names = [getattr(c, "name", c) for c in client.list_collections()]
+    except Exception as exc:  # a server that went away, or answered the handshake only
+        if not settings.chroma_url:
+            raise
+        raise _server_error(settings, exc) from None
     if name in names:
         collection = client.get_collection(name)
         _check_model(collection, embedder, settings)

@@ -1,0 +1,293 @@
+"""kill -9 in the middle of `rag ingest`, for real, then run it again: nothing lost, nothing twice.
+
+The ingest runs as a subprocess of the installed CLI on ~40 generated documents. It is killed
+with SIGKILL once it has reported some files done, so the kill lands mid-ingest (asserted: fewer
+than all documents are stored afterwards). The embedded Chroma is used by one process at a time,
+so the test never reads the store while an ingest runs: progress is watched through the CLI's own
+per-file lines (unbuffered stdout), and the store is only read, by a separate process, after the
+killed one is gone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from ingest.chunking import ChunkLimits
+from ingest.pipeline import document_id, file_hash
+from rag.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+N_DOCS = 40
+WORDS = (
+    "harbour lantern keeper ferry granite tide beacon storm gull rope anchor cliff moss kelp "
+    "lighthouse lens prism fog signal shift logbook weather north south east west island pier boat "
+    "engine winch hull mast sail net fish cod herring salmon bay fjord reef shoal current wave"
+).split()
+
+# Reads the store the way the product opens it; a process of its own, run only when no ingest runs.
+DUMP = """
+import json, sys
+from rag.settings import Settings
+from rag.store import make_client
+col = make_client(Settings(data_dir=sys.argv[1])).get_collection("default")
+got = col.get(include=["metadatas", "documents", "embeddings"])
+misses = []
+if got["ids"]:
+    # the vector index must agree with the stored rows: each chunk's vector finds that chunk
+    found = col.query(query_embeddings=got["embeddings"], n_results=1, include=[])["ids"]
+    misses = [i for i, f in zip(got["ids"], found) if f != [i]]
+print(json.dumps({"count": col.count(), "ids": got["ids"], "metadatas": got["metadatas"],
+                  "documents": got["documents"], "self_query_misses": misses}))
+"""
+
+
+def make_corpus(folder: Path, edition: str) -> list[Path]:
+    """N_DOCS text and Markdown files of 8 paragraphs (~600 words, 3-4 chunks) each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(N_DOCS):
+        rng = random.Random(i)
+        paragraphs = []
+        for p in range(8):
+            sentences = [
+                " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 14))).capitalize() + "."
+                for _ in range(6)
+            ]
+            paragraphs.append(f"Document {i} paragraph {p}, {edition} edition. " + " ".join(sentences))
+        if i % 2:
+            path, text = folder / f"log{i:02d}.md", f"# Log {i}\n\n" + "\n\n".join(paragraphs) + "\n"
+        else:
+            path, text = folder / f"log{i:02d}.txt", "\n\n".join(paragraphs) + "\n"
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+# ------------------------------------------------------------------ the CLI as subprocesses
+
+def cli_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", PYTHONUNBUFFERED="1")
+    return env
+
+
+def rag(args: list[str], data_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, encoding="utf-8",
+        env=cli_env(data_dir), cwd=cwd, timeout=900,
+    )
+
+
+def ingest_and_kill(folder: Path, data_dir: Path, cwd: Path, after: int, fraction: float) -> dict[str, str]:
+    """Start `rag ingest FOLDER`, wait until it has reported `after` files added/updated, let
+    `fraction` of a typical file's time pass (so the next file is in progress), SIGKILL it.
+    Returns the statuses it reported before dying, by path."""
+    err_path = cwd / f"ingest-{time.monotonic_ns()}.err"
+    with err_path.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rag.cli", "ingest", str(folder)],
+            stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
+            env=cli_env(data_dir), cwd=cwd,
+        )
+    lines: queue.Queue = queue.Queue()
+
+    def read():
+        for line in proc.stdout:
+            lines.put((time.monotonic(), line.rstrip("\n")))
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    statuses: dict[str, str] = {}
+    work_times: list[float] = []
+    deadline = time.monotonic() + 600
+    try:
+        while len(work_times) < after:
+            try:
+                item = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"rag ingest reported {len(work_times)} files in 600 s")
+            if item is None:
+                pytest.fail(f"rag ingest ended (exit {proc.wait()}) before it could be killed:\n"
+                            f"{err_path.read_text()[-2000:]}")
+            stamp, line = item
+            status, _, rest = line.partition(" ")
+            if status in ("added", "updated", "unchanged", "failed"):
+                statuses[rest.split(" chunks  ", 1)[-1]] = status
+            if status in ("added", "updated"):
+                work_times.append(stamp)
+        gaps = [b - a for a, b in zip(work_times, work_times[1:])]
+        time.sleep(fraction * (statistics.median(gaps) if gaps else 0.5))
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    while (item := lines.get(timeout=10)) is not None:  # lines written just before the kill
+        status, _, rest = item[1].partition(" ")
+        if status in ("added", "updated", "unchanged", "failed"):
+            statuses[rest.split(" chunks  ", 1)[-1]] = status
+    assert "failed" not in statuses.values(), statuses
+    return statuses
+
+
+def dump(data_dir: Path, cwd: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-c", DUMP, str(data_dir)], capture_output=True, text=True,
+                          env=cli_env(data_dir), cwd=cwd, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def ingest_json(folder: Path, data_dir: Path, cwd: Path) -> dict:
+    proc = rag(["ingest", str(folder), "--json"], data_dir, cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    return json.loads(proc.stdout)
+
+
+# ------------------------------------------------------------------ what the store holds
+
+def versions(d: dict) -> dict[str, dict[str, list[int]]]:
+    """doc_id -> doc_hash -> [chunk_count, chunks stored]."""
+    out: dict[str, dict[str, list[int]]] = defaultdict(dict)
+    for m in d["metadatas"]:
+        out[m["doc_id"]].setdefault(m["doc_hash"], [m["chunk_count"], 0])[1] += 1
+    return out
+
+
+def complete_hash(doc_versions: dict[str, list[int]]) -> set[str]:
+    return {h for h, (expected, stored) in doc_versions.items() if expected == stored}
+
+
+def expected_hashes(paths: list[Path], embedder) -> dict[str, str]:
+    settings = Settings()
+    limits = ChunkLimits.for_embedder(settings.chunk_size, settings.chunk_overlap, embedder.max_tokens)
+    return {document_id(p): file_hash(p, limits.fingerprint()) for p in paths}
+
+
+def assert_never_broken(d: dict, paths: list[Path]) -> None:
+    """What must hold at any moment, even right after a kill."""
+    assert d["count"] == len(d["ids"]) == len(set(d["ids"])), "duplicate chunk ids"
+    assert d["self_query_misses"] == [], "the vector index disagrees with the stored chunks"
+    known = {document_id(p) for p in paths}
+    assert {m["doc_id"] for m in d["metadatas"]} <= known, "chunks of a document that is not in the folder"
+    for doc_id, by_hash in versions(d).items():
+        for doc_hash, (expected, stored) in by_hash.items():
+            assert stored <= expected, (doc_id, doc_hash, expected, stored)
+
+
+def assert_each_stored_once(d: dict, paths: list[Path], hashes: dict[str, str]) -> None:
+    """After the rerun: every file exactly once, as its current version, nothing else."""
+    assert_never_broken(d, paths)
+    rows = defaultdict(list)
+    for chunk_id, m, text in zip(d["ids"], d["metadatas"], d["documents"]):
+        rows[m["doc_id"]].append((chunk_id, m, text))
+    by_id = {document_id(p): p for p in paths}
+    assert set(rows) == set(by_id), "a document is missing, or an orphan is left"
+    for doc_id, chunks in rows.items():
+        path = by_id[doc_id]
+        assert {m["doc_hash"] for _, m, _ in chunks} == {hashes[doc_id]}, f"{path.name}: not exactly its current version"
+        n = chunks[0][1]["chunk_count"]
+        assert len(chunks) == n, f"{path.name}: {len(chunks)} chunks stored, {n} expected"
+        assert sorted(m["chunk_index"] for _, m, _ in chunks) == list(range(n))
+        assert len({text for _, _, text in chunks}) == n, f"{path.name}: a chunk text is stored twice"
+        assert {m["source"] for _, m, _ in chunks} == {str(path)}
+        assert {cid for cid, _, _ in chunks} == {f"{doc_id}-{hashes[doc_id][:12]}-{i:05d}" for i in range(n)}
+
+
+def assert_docs_list_all_complete(data_dir: Path, cwd: Path, paths: list[Path], d: dict) -> None:
+    proc = rag(["docs", "list", "--json"], data_dir, cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    docs = json.loads(proc.stdout)
+    assert sorted(doc["source"] for doc in docs) == sorted(str(p) for p in paths)
+    assert all(doc["complete"] for doc in docs), [doc for doc in docs if not doc["complete"]]
+    stored = defaultdict(int)
+    for m in d["metadatas"]:
+        stored[m["source"]] += 1
+    assert {doc["source"]: doc["chunks"] for doc in docs} == dict(stored)
+
+
+# ------------------------------------------------------------------ the tests
+
+def test_kill_9_mid_ingest_twice_then_a_rerun_stores_everything_once(tmp_path, embedder):
+    folder, data_dir = tmp_path / "logs", tmp_path / "data"
+    paths = make_corpus(folder, "first")
+    hashes = expected_hashes(paths, embedder)
+
+    # 1. killed while the 7th file is in progress
+    first = ingest_and_kill(folder, data_dir, tmp_path, after=6, fraction=0.5)
+    d1 = dump(data_dir, tmp_path)
+    assert_never_broken(d1, paths)
+    done1 = {doc_id for doc_id, v in versions(d1).items() if hashes[doc_id] in complete_hash(v)}
+    assert 6 <= len(done1) < N_DOCS, f"the kill did not land mid-ingest: {len(done1)} of {N_DOCS} stored"
+    assert sum(s == "added" for s in first.values()) <= len(done1)
+
+    # 2. the rerun skips what is done, and is killed again, later in a file this time
+    second = ingest_and_kill(folder, data_dir, tmp_path, after=4, fraction=0.9)
+    redone = {document_id(p) for p, s in second.items() if s != "unchanged"}
+    assert not done1 & redone, "a document stored completely was ingested again"
+    d2 = dump(data_dir, tmp_path)
+    assert_never_broken(d2, paths)
+    done2 = {doc_id for doc_id, v in versions(d2).items() if hashes[doc_id] in complete_hash(v)}
+    assert done1 < done2 and len(done2) < N_DOCS, f"second kill: {len(done1)} -> {len(done2)} of {N_DOCS}"
+
+    # 3. run to the end: exit 0, the rest added, nothing done twice
+    report = ingest_json(folder, data_dir, tmp_path)
+    status = {document_id(f["path"]): f["status"] for f in report["files"]}
+    assert len(status) == N_DOCS and report["failed"] == 0
+    assert {s for d, s in status.items() if d in done2} <= {"unchanged"}
+    assert {s for d, s in status.items() if d not in done2} <= {"added"}
+    assert report["unchanged"] == len(done2) and report["added"] == N_DOCS - len(done2)
+
+    d3 = dump(data_dir, tmp_path)
+    assert_each_stored_once(d3, paths, hashes)
+    assert_docs_list_all_complete(data_dir, tmp_path, paths, d3)
+
+
+def test_kill_9_mid_update_leaves_every_document_with_one_version_after_a_rerun(tmp_path, embedder):
+    folder, data_dir = tmp_path / "logs", tmp_path / "data"
+    paths = make_corpus(folder, "first")
+    old = expected_hashes(paths, embedder)
+    assert ingest_json(folder, data_dir, tmp_path)["added"] == N_DOCS
+
+    make_corpus(folder, "second")  # every file changes
+    new = expected_hashes(paths, embedder)
+    assert not set(old.values()) & set(new.values())
+    ingest_and_kill(folder, data_dir, tmp_path, after=8, fraction=0.5)
+
+    d1 = dump(data_dir, tmp_path)
+    assert_never_broken(d1, paths)
+    v1 = versions(d1)
+    # the old version goes only once the new one is complete: no document is ever without one
+    for doc_id in old:
+        assert complete_hash(v1[doc_id]) & {old[doc_id], new[doc_id]}, f"document {doc_id} lost both versions"
+    only_new = {doc_id for doc_id in old if set(v1[doc_id]) == {new[doc_id]} and new[doc_id] in complete_hash(v1[doc_id])}
+    assert 8 <= len(only_new) < N_DOCS, f"the kill did not land mid-update: {len(only_new)} of {N_DOCS} updated"
+
+    report = ingest_json(folder, data_dir, tmp_path)
+    status = {document_id(f["path"]): f["status"] for f in report["files"]}
+    assert {s for d, s in status.items() if d in only_new} == {"unchanged"}
+    assert {s for d, s in status.items() if d not in only_new} == {"updated"}
+    assert report["failed"] == 0 and report["added"] == 0
+
+    d2 = dump(data_dir, tmp_path)
+    assert_each_stored_once(d2, paths, new)
+    assert not [t for t in d2["documents"] if "first edition" in t], "text of an old version survived"
+    texts = defaultdict(str)
+    for m, t in zip(d2["metadatas"], d2["documents"]):
+        texts[m["doc_id"]] += t
+    assert all("second edition" in t for t in texts.values())
+    assert_docs_list_all_complete(data_dir, tmp_path, paths, d2)
