@@ -17,7 +17,12 @@ from typing import Any, Iterable
 
 from langchain_core.documents import Document
 
-SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
+# No "" (character) separator: text with no break left is cut at token offsets instead, with one
+# tokenizer call rather than one per character.
+SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " "]
+#: Characters per chunk at most. A 254-token chunk of prose is about 1,200 characters, but
+#: tokens can be huge: any word over 100 characters is one [UNK] token.
+MAX_CHUNK_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,9 @@ class Chunker:
         text = text.strip()
         if not text:
             return []
+        if len(text) > MAX_CHUNK_CHARS:
+            step = MAX_CHUNK_CHARS - 200
+            return [p for i in range(0, len(text), step) for p in self._enforce_limit(text[i : i + MAX_CHUNK_CHARS])]
         enc = self._encode(text, offsets=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
         size = self.limits.size

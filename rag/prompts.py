@@ -3,6 +3,8 @@ text is visibly data, not instructions."""
 
 from __future__ import annotations
 
+import re
+
 from langchain_core.prompts import ChatPromptTemplate
 
 from rag.schema import SearchHit
@@ -35,12 +37,15 @@ REWRITE_PROMPT = ChatPromptTemplate.from_messages(
 
 
 def format_passages(hits: list[SearchHit]) -> str:
+    """Passages as "[n] (file, page)" headers and their text. A document's own "[2]" becomes
+    "(2)", so no document can forge a passage header or a citation marker."""
     blocks = []
     for n, hit in enumerate(hits, start=1):
         where = hit.metadata.get("file_name") or hit.source
         if hit.page:
             where += f", page {hit.page}"
-        blocks.append(f"[{n}] ({where})\n{hit.text.strip()}")
+        text = re.sub(r"\[(\s*\d+\s*)\]", r"(\1)", hit.text.strip())
+        blocks.append(f"[{n}] ({where})\n{text}")
     return "\n\n".join(blocks)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from ingest.pipeline import Ingestor
+from ingest.pipeline import document_id as ingest_document_id
 from rag.errors import RagError
 from rag.schema import DocumentInfo, FileResult
 from rag.settings import Settings
@@ -126,7 +127,10 @@ class Workspace:
             except OSError as exc:
                 results.append(FileResult(filename, "failed", error=f"could not store the upload: {exc.strerror or exc}"))
                 continue
-            results.append(ingestor.ingest_file(dest, source=filename))
+            result = ingestor.ingest_file(dest, source=filename)
+            if result.status == "failed" and not store.versions(ingest_document_id(dest)):
+                dest.unlink(missing_ok=True)  # keep no copy of a file that was never stored
+            results.append(result)
         if progress:
             progress(len(files), len(files), "")
         self.touch(session)  # a visitor collection made by this upload gets its first last_seen

@@ -189,3 +189,31 @@ def make_zip_bomb_docx(path, megabytes: int = 300) -> Path:
             for _ in range(megabytes):
                 member.write(chunk)
     return path
+
+
+def make_long_line(path, megabytes: float = 2.0, needle: str = "", seed: int = 0) -> Path:
+    """`megabytes` MB of text on one line (no newline anywhere): space-separated 128-digit hex
+    tokens, as in a dump of hashes, a short sentence every hundred tokens, and `needle` in the
+    middle. A token that long is one word piece ([UNK]) to a BERT tokenizer, so the splitter faces
+    the whole line while the embedder gets about 80 chunks, not the ~2,000 of 2 MB of prose."""
+    rng = random.Random(seed)
+    target = int(megabytes * 1024 * 1024)
+    words, size, i = [], 0, 0
+    middle = None
+    while size < target:
+        if needle and middle is None and size >= target // 2:
+            word, middle = needle, i
+        elif i % 100 == 0:
+            word = f"Checksum block {i // 100} verified."
+        else:
+            word = f"{rng.getrandbits(512):0128x}"
+        words.append(word)
+        size += len(word) + 1
+        i += 1
+    return _write(path, " ".join(words).encode("utf-8"))
+
+
+def make_unspaced_text(path, n_chars: int = 200_000, seed: int = 0, alphabet: str = "ACGT") -> Path:
+    """`n_chars` characters with no white space at all (a sequence line, a pasted blob)."""
+    rng = random.Random(seed)
+    return _write(path, "".join(rng.choice(alphabet) for _ in range(n_chars)).encode("ascii"))
