@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -104,45 +105,46 @@ def free_port() -> int:
 # a real OpenAI-compatible server
 
 
-@pytest.fixture(scope="session")
-def openai_server(tmp_path_factory):
-    """llama_cpp.server serving the packaged SmolLM2 on a free loopback port; its /v1 base URL."""
-    from rag.llm import resolve_local_model
-
-    model = resolve_local_model("smollm2")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+@contextmanager
+def running_server(argv: list[str], ready_url: str, log_path: Path, name: str, timeout: float = 90):
+    """Start a real server process, wait (bounded) until `ready_url` answers 200, stop it after."""
     log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 90
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
     try:
         while True:
             if proc.poll() is not None:
                 tail = log_path.read_text(errors="replace")[-1500:]
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode} (server extras installed?):\n{tail}")
+                pytest.fail(f"{name} exited with {proc.returncode}:\n{tail}")
             try:
-                with urllib.request.urlopen(url + "/models", timeout=2) as resp:
+                with urllib.request.urlopen(ready_url, timeout=2) as resp:
                     if resp.status == 200:
                         break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer GET /v1/models within 90 s")
+                pytest.fail(f"{name} did not answer GET {ready_url} within {timeout:g} s")
             time.sleep(0.3)
-        yield url
+        yield proc
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         log.close()
 
 
+@pytest.fixture(scope="session")
+def openai_server(tmp_path_factory):
+    """llama_cpp.server serving the packaged SmolLM2 on a free loopback port; its /v1 base URL."""
+    from rag.llm import resolve_local_model
+
+    port = free_port()
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_local_model("smollm2")),
+            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
+    url = f"http://127.0.0.1:{port}/v1"
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with running_server(argv, url + "/models", log, "llama_cpp.server (server extras installed?)"):
+        yield url

@@ -4,31 +4,12 @@ the exact words the model writes (citation handling) or prove the model is never
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
 
 from rag.chain import REFUSAL, QAChain, make_chain
 from rag.retrieval import Retriever
 from rag.schema import Answer
-
-
-class NeverCalled(BaseChatModel):
-    """Fails the test if the chain calls the LLM."""
-
-    def _generate(self, *args: Any, **kwargs: Any):
-        raise AssertionError("the LLM was called")
-
-    @property
-    def _llm_type(self) -> str:
-        return "never-called"
-
-
-def fake_llm(*replies: str) -> GenericFakeChatModel:
-    return GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
+from fakes import NeverCalled, scripted_llm as fake_llm
 
 
 @pytest.fixture

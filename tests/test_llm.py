@@ -38,9 +38,13 @@ def _assert_one_line(err: BaseException, *names: str) -> None:
 # 1. local SmolLM2
 
 
+def test_default_local_model_is_gemma():
+    assert describe_llm(Settings()) == "local: Gemma 3 270M base (Q4_K_M GGUF)"
+
+
 @pytest.mark.slow
 def test_local_smollm2_answers_and_streams():
-    settings = Settings()
+    settings = Settings(local_model="smollm2")
     llm = make_llm(settings)
     assert isinstance(llm, LocalChatModel) and isinstance(llm, BaseChatModel)
     assert describe_llm(settings) == "local: SmolLM2-135M-Instruct (Q4_1 GGUF)"

@@ -11,13 +11,10 @@ packaged SmolLM2 in the slow test.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import docgen
+from fakes import NeverCalled, scripted_llm
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
 
 from rag.chain import REFUSAL, QAChain, make_chain
 from rag.citations import check_citations, content_words
@@ -35,20 +32,9 @@ CAPITAL = "What is the capital of France?"
 FERRY = "When does the night ferry to Bodø leave?"
 
 
-class NeverCalled(BaseChatModel):
-    """Fails the test if the chain calls the LLM."""
-
-    def _generate(self, *args: Any, **kwargs: Any):
-        raise AssertionError("the LLM was called")
-
-    @property
-    def _llm_type(self) -> str:
-        return "never-called"
-
-
-def obeying_llm(*replies: str) -> GenericFakeChatModel:
+def obeying_llm(*replies: str):
     """Stands in for a model that *obeyed* the injection: it writes exactly these replies."""
-    return GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
+    return scripted_llm(*replies)
 
 
 class FixedRetriever:

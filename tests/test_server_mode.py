@@ -9,10 +9,8 @@ from __future__ import annotations
 import http.server
 import json
 import shutil
-import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, running_server
 from docgen import make_text
 from rag.cli import main
 from rag.settings import Settings
@@ -49,38 +47,10 @@ def chroma_server(tmp_path_factory):
     """`chroma run` on 127.0.0.1:<free port> with its data in a tmp folder; yields its URL."""
     root = tmp_path_factory.mktemp("chroma-server")
     port = free_port()
-    log_path = root / "server.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [_chroma_executable(), "run", "--path", str(root / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    argv = [_chroma_executable(), "run", "--path", str(root / "db"), "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chroma run exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-1500:]}")
-            try:
-                with urllib.request.urlopen(url + "/api/v2/heartbeat", timeout=2) as resp:
-                    if resp.status == 200 and "heartbeat" in resp.read().decode():
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("chroma run did not answer GET /api/v2/heartbeat within 60 s")
-            time.sleep(0.2)
+    with running_server(argv, url + "/api/v2/heartbeat", root / "server.log", "chroma run", timeout=60):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture
