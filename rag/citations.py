@@ -155,7 +155,3 @@ def check_citations(
         )
         for n, ok in support.items()
     ]
-
-
-def strip_markers(text: str) -> str:
-    return re.sub(r"\s*\[\d+\]", "", text)
