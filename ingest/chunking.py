@@ -12,6 +12,8 @@ gets `row_end` for the last.
 
 from __future__ import annotations
 
+import copy
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -23,6 +25,29 @@ SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " "]
 #: Characters per chunk at most. A 254-token chunk of prose is about 1,200 characters, but
 #: tokens can be huge: any word over 100 characters is one [UNK] token.
 MAX_CHUNK_CHARS = 4000
+
+_own_copies: dict[int, tuple[Any, Any]] = {}  # id(embedder's tokenizer) -> (it, the chunkers' copy)
+_own_copies_lock = threading.Lock()
+
+
+def _own_tokenizer(tokenizer: Any) -> Any:
+    """The chunkers' own copy of the embedder's tokenizer, made once.
+
+    A fast tokenizer's truncation setting is state shared by all its callers: the embedding model
+    switches truncation on for every batch it encodes. A chunker counting on the same object at that
+    moment (a web upload while a question is embedded) got at most 256 tokens back and silently
+    dropped the rest of a long piece of text. Chunkers never truncate, so they can share a copy.
+    """
+    with _own_copies_lock:
+        entry = _own_copies.get(id(tokenizer))
+        if entry is None or entry[0] is not tokenizer:
+            own = copy.deepcopy(tokenizer)
+            backend = getattr(own, "_tokenizer", None)  # the Rust tokenizer: start from no truncation
+            if backend is not None:
+                backend.no_truncation()
+                backend.no_padding()
+            entry = _own_copies[id(tokenizer)] = (tokenizer, own)
+        return entry[1]
 
 
 @dataclass(frozen=True)
@@ -44,7 +69,7 @@ class Chunker:
     def __init__(self, tokenizer: Any, limits: ChunkLimits):
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-        self.tokenizer = tokenizer
+        self.tokenizer = _own_tokenizer(tokenizer)
         self.limits = limits
         self._splitter = RecursiveCharacterTextSplitter(
             chunk_size=limits.size,

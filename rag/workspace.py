@@ -57,6 +57,7 @@ class Workspace:
         self.settings = settings
         self._stores: dict[str, DocumentStore] = {}
         self._lock = threading.RLock()
+        self._file_locks: dict[Path, threading.Lock] = {}
         self._last_sweep = 0.0
         self._embedder = None
 
@@ -122,19 +123,27 @@ class Workspace:
             if progress:
                 progress(i, len(files), filename)
             dest = folder / filename
-            try:
-                shutil.copyfile(tmp, dest)
-            except OSError as exc:
-                results.append(FileResult(filename, "failed", error=f"could not store the upload: {exc.strerror or exc}"))
-                continue
-            result = ingestor.ingest_file(dest, source=filename)
-            if result.status == "failed" and not store.versions(ingest_document_id(dest)):
-                dest.unlink(missing_ok=True)  # keep no copy of a file that was never stored
+            with self._file_lock(dest):  # the same name uploaded twice at once: one after the other
+                try:
+                    shutil.copyfile(tmp, dest)
+                except OSError as exc:
+                    results.append(FileResult(filename, "failed", error=f"could not store the upload: {exc.strerror or exc}"))
+                    continue
+                result = ingestor.ingest_file(dest, source=filename)
+                if result.status == "failed" and not store.versions(ingest_document_id(dest)):
+                    dest.unlink(missing_ok=True)  # keep no copy of a file that was never stored
             results.append(result)
         if progress:
             progress(len(files), len(files), "")
         self.touch(session)  # a visitor collection made by this upload gets its first last_seen
         return results
+
+    def _file_lock(self, dest: Path) -> threading.Lock:
+        """One lock per uploaded file's path. Without it, two uploads of one name into one collection
+        overwrote the copy while the other read it, and each deleted the other's version as "old":
+        the document was lost though both reported added."""
+        with self._lock:
+            return self._file_locks.setdefault(dest, threading.Lock())
 
     def documents(self, session: str, chosen: str | None) -> list[tuple[DocumentInfo, bool]]:
         """(document, can this visitor delete it) for everything their questions can read."""
