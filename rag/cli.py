@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
-from rag.errors import RagError
+from rag.errors import ConfigError, RagError
 
 
 def _positive_int(text: str) -> int:
@@ -195,6 +196,79 @@ def cmd_serve(args) -> int:
     return 0
 
 
+EVAL_EPILOG = """\
+datasets:
+  SQuAD JSON (as in ../shared/eval): each article's contexts are one document to search;
+    "is_impossible": true makes a question unanswerable.
+  JSONL, one object per line: {"question": "...", "answers": ["..."], "answerable": true,
+    "context": "..."}; "answerable" (default true) and "context" are optional. Each distinct
+    context is one document; a file with no contexts needs --docs PATH (files or folders).
+
+The documents are ingested into a throwaway collection in a temporary folder (your RAG_DATA_DIR
+and RAG_CHROMA_URL are not touched), or into --data-dir DIR, kept and reused on the next run.
+A question is found at rank r when a gold answer string appears in the r-th retrieved chunk.
+Retrieval: recall@1, recall@k, MRR@k over the answerable questions. --answers: the full chain at
+temperature 0; exact match and F1 over answerable questions that were answered, refusal rate,
+false refusals (answerable refused), correct refusals (unanswerable refused).
+
+report keys: dataset, format, questions {total, evaluated, answerable, unanswerable, skipped},
+corpus {documents, extra_paths, chunks, ingest}, settings, retrieval {k, questions,
+recall_at_1, recall_at_k, mrr, recall_by_k}, answers (null without --answers) {model,
+questions, answerable, unanswerable, answered, exact_match, f1, contains, all_answerable,
+refusal_rate, false_refusal_rate, correct_refusal_rate, seconds_per_question}, seconds,
+per_question [{question, answers, answerable, rank, answer, refused, ...}], report, plot.
+"""
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def cmd_eval(args) -> int:
+    from rag.evaluation import EvalOptions, evaluate, load_dataset, save_plot
+
+    settings = _settings(args)
+    dataset = load_dataset(args.dataset)
+    k = args.k if args.k is not None else settings.k
+    options = EvalOptions(
+        k=k, answers=args.answers, limit=args.limit, docs=list(args.docs or []),
+        data_dir=args.data_dir, progress=sys.stderr.isatty(),
+    )
+    report = evaluate(dataset, settings, options, log=lambda line: print(line, file=sys.stderr, flush=True))
+    report["report"], report["plot"] = str(args.report), str(args.plot)
+    retrieval, s = report["retrieval"], report["settings"]
+    mode = ("hybrid" if s["hybrid"] else "dense") + (" + MMR" if s["mmr"] else "")
+    try:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        title = f"{args.dataset.name}: {retrieval['questions']} questions, {mode} retrieval"
+        save_plot(retrieval["recall_by_k"], args.plot, title)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report or plot: {exc}") from None
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    q, corpus = report["questions"], report["corpus"]
+    print(
+        f"{args.dataset.name}: {q['evaluated']} of {q['total']} questions ({q['answerable']} answerable), "
+        f"{corpus['documents']} documents, {corpus['chunks']} chunks"
+    )
+    print(f"retrieval ({mode}, k={k}) over {retrieval['questions']} answerable questions:")
+    print(f"  recall@1   {_fmt(retrieval['recall_at_1'])}")
+    print(f"  recall@{k:<3} {_fmt(retrieval['recall_at_k'])}")
+    print(f"  MRR@{k:<6} {_fmt(retrieval['mrr'])}")
+    a = report["answers"]
+    if a:
+        print(f"answers ({a['model']}, temperature 0) to {a['questions']} questions:")
+        print(f"  exact match       {_fmt(a['exact_match'])}   (over {a['answered']} answerable answered)")
+        print(f"  F1                {_fmt(a['f1'])}")
+        print(f"  refused           {_fmt(a['refusal_rate'])}")
+        print(f"  false refusals    {_fmt(a['false_refusal_rate'])}   (answerable refused)")
+        print(f"  correct refusals  {_fmt(a['correct_refusal_rate'])}   (unanswerable refused)")
+    print(f"report {args.report}, plot {args.plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -231,6 +305,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", metavar="USER:PASS", help="require this login (or RAG_AUTH)")
     p.add_argument("--public", action="store_true", help="hosted-demo mode: per-visitor private uploads (RAG_PUBLIC)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "eval", help="measure retrieval (and answer) quality on a dataset with known answers",
+        epilog=EVAL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("dataset", metavar="DATASET", type=Path, help="a SQuAD .json or a .jsonl file")
+    p.add_argument("--k", type=_positive_int, help="passages retrieved per question (default: RAG_K)")
+    p.add_argument("--answers", action="store_true", help="also answer each question with the LLM (slow: use --limit)")
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate N questions, evenly spaced (default: all)")
+    p.add_argument("--docs", type=Path, action="append", metavar="PATH", help="documents to ingest besides the dataset's contexts (repeatable)")
+    p.add_argument("--data-dir", type=Path, metavar="DIR", help="keep the ingested collection here and reuse it (default: temporary)")
+    p.add_argument("--report", type=Path, default=Path("eval-report.json"), metavar="PATH", help="JSON report (default: eval-report.json)")
+    p.add_argument("--plot", type=Path, default=Path("eval-recall.png"), metavar="PATH", help="recall@k plot (default: eval-recall.png)")
+    p.add_argument("--json", action="store_true", help="also print the report to stdout")
+    p.set_defaults(func=cmd_eval)
 
     docs = sub.add_parser("docs", help="list, delete or clear stored documents")
     dsub = docs.add_subparsers(dest="docs_command", required=True)

@@ -19,3 +19,7 @@ class CollectionNotFoundError(RagError):
 
 class LLMError(RagError):
     """The LLM backend failed: unreachable, refused the key, unknown model. Names the setting to fix."""
+
+
+class DatasetError(RagError):
+    """An evaluation dataset is missing or malformed. Names the file and, where known, the line or entry."""
