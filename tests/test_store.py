@@ -33,7 +33,8 @@ def test_collection_records_model_and_uses_cosine(store, embedder):
 def test_scores_are_cosine_similarities(store):
     add(store, ["The cat sat on the mat.", "Quarterly revenue of the bank rose."])
     hits = store.search("The cat sat on the mat.", k=2)
-    assert hits[0].text == "The cat sat on the mat." and hits[0].score == pytest.approx(1.0, abs=1e-3)
+    # Not exactly 1.0: the int8 embedder quantizes activations per batch (see test_onnx_embedding).
+    assert hits[0].text == "The cat sat on the mat." and hits[0].score == pytest.approx(1.0, abs=0.03)
     assert [h.rank for h in hits] == [1, 2] and hits[1].score < 0.5
 
 
