@@ -129,6 +129,7 @@ class DocumentStore:
         self.client = client
         self.collection = collection
         self.embedder = embedder
+        self.revision = 0  # bumped by every write through this object (see rag.retrieval.keyword_index)
         self.vectorstore = Chroma(
             client=client,
             collection_name=collection.name,
@@ -152,28 +153,40 @@ class DocumentStore:
 
     def add_chunks(self, chunks: list[Document], ids: list[str], batch_size: int = 256) -> None:
         """Embed and upsert; ids are stable, so a rerun after a crash overwrites, never duplicates."""
-        for start in range(0, len(chunks), batch_size):
-            batch = chunks[start : start + batch_size]
-            self.vectorstore.add_texts(
-                texts=[c.page_content for c in batch],
-                metadatas=[c.metadata for c in batch],
-                ids=ids[start : start + batch_size],
-            )
+        try:
+            for start in range(0, len(chunks), batch_size):
+                batch = chunks[start : start + batch_size]
+                self.vectorstore.add_texts(
+                    texts=[c.page_content for c in batch],
+                    metadatas=[c.metadata for c in batch],
+                    ids=ids[start : start + batch_size],
+                )
+        finally:
+            self.revision += 1  # after the write: a keyword index built meanwhile is rebuilt
 
     def delete_other_versions(self, doc_id: str, keep_hash: str) -> None:
-        self.collection.delete(where={"$and": [{"doc_id": doc_id}, {"doc_hash": {"$ne": keep_hash}}]})
+        try:
+            self.collection.delete(where={"$and": [{"doc_id": doc_id}, {"doc_hash": {"$ne": keep_hash}}]})
+        finally:
+            self.revision += 1
 
     def delete_document(self, doc_id: str) -> int:
-        n = len(self.collection.get(where={"doc_id": doc_id}, include=[])["ids"])
-        if n:
-            self.collection.delete(where={"doc_id": doc_id})
-        return n
+        try:
+            n = len(self.collection.get(where={"doc_id": doc_id}, include=[])["ids"])
+            if n:
+                self.collection.delete(where={"doc_id": doc_id})
+            return n
+        finally:
+            self.revision += 1
 
     def clear(self) -> int:
-        n = self.count()
-        for ids in self._id_pages():
-            self.collection.delete(ids=ids)
-        return n
+        try:
+            n = self.count()
+            for ids in self._id_pages():
+                self.collection.delete(ids=ids)
+            return n
+        finally:
+            self.revision += 1
 
     # --- reading -------------------------------------------------------------------------
     def _id_pages(self) -> Iterator[list[str]]:
