@@ -18,7 +18,7 @@ from pathlib import Path
 import docgen
 import pytest
 
-from rag.workspace import Workspace
+from rag.app.workspace import Workspace
 
 MB = 1024 * 1024
 

@@ -47,7 +47,7 @@ def app(tmp_path_factory, embedder):
     from ingest.pipeline import Ingestor
     from rag.settings import Settings
     from rag.store import open_store
-    from rag.web import build_app
+    from rag.app.web import build_app
 
     root = tmp_path_factory.mktemp("web")
     with pytest.MonkeyPatch.context() as mp:
@@ -196,7 +196,7 @@ class Server:
             GRADIO_SHARE_SERVER_ADDRESS=f"127.0.0.1:{free_port()}",
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "serve", "--port", str(self.port), *args],
+            [sys.executable, "-m", "rag.app", "serve", "--port", str(self.port), *args],
             cwd=tmp_path,
             env=env,
             stdout=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""rag.workspace as the web app uses it, with no server: file names from browsers, uploads into
+"""rag.app.workspace as the web app uses it, with no server: file names from browsers, uploads into
 collections, per-visitor isolation in public mode, and the sweep of idle visitor collections.
 
 Real packaged embedder, real Chroma in tmp_path, real generated documents; no LLM runs (chain()
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from docgen import make_pdf, make_text
-from rag.workspace import VISITOR_PREFIX, Workspace, safe_filename, visitor_collection
+from rag.app.workspace import VISITOR_PREFIX, Workspace, safe_filename, visitor_collection
 from rag.store import make_client
 
 SECRET = "The vault code for Project Heron is 7431. Only the night archivist knows it."

@@ -186,7 +186,7 @@ def cmd_chat(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from rag.web import build_app, launch, parse_auth
+    from rag.app.web import build_app, launch, parse_auth
 
     settings = _settings(args)
     parse_auth(args.auth or settings.auth)  # a malformed --auth fails before the app is built
@@ -225,7 +225,7 @@ def _fmt(value) -> str:
 
 
 def cmd_eval(args) -> int:
-    from rag.evaluation import EvalOptions, evaluate, load_dataset, save_plot
+    from rag.app.evaluation import EvalOptions, evaluate, load_dataset, save_plot
 
     settings = _settings(args)
     dataset = load_dataset(args.dataset)
@@ -235,29 +235,28 @@ def cmd_eval(args) -> int:
         data_dir=args.data_dir, progress=sys.stderr.isatty(),
     )
     report = evaluate(dataset, settings, options, log=lambda line: print(line, file=sys.stderr, flush=True))
-    report["report"], report["plot"] = str(args.report), str(args.plot)
-    retrieval, s = report["retrieval"], report["settings"]
-    mode = ("hybrid" if s["hybrid"] else "dense") + (" + MMR" if s["mmr"] else "")
+    report.report, report.plot = str(args.report), str(args.plot)
+    retrieval = report.retrieval
     try:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        title = f"{args.dataset.name}: {retrieval['questions']} questions, {mode} retrieval"
-        save_plot(retrieval["recall_by_k"], args.plot, title)
+        args.report.write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        title = f"{args.dataset.name}: {retrieval.questions} questions, {report.mode} retrieval"
+        save_plot(retrieval.recall_by_k, args.plot, title)
     except OSError as exc:
         raise ConfigError(f"cannot write the report or plot: {exc}") from None
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(json.dumps(report.to_json(), ensure_ascii=False))
         return 0
-    q, corpus = report["questions"], report["corpus"]
+    q, corpus = report.questions, report.corpus
     print(
         f"{args.dataset.name}: {q['evaluated']} of {q['total']} questions ({q['answerable']} answerable), "
         f"{corpus['documents']} documents, {corpus['chunks']} chunks"
     )
-    print(f"retrieval ({mode}, k={k}) over {retrieval['questions']} answerable questions:")
-    print(f"  recall@1   {_fmt(retrieval['recall_at_1'])}")
-    print(f"  recall@{k:<3} {_fmt(retrieval['recall_at_k'])}")
-    print(f"  MRR@{k:<6} {_fmt(retrieval['mrr'])}")
-    a = report["answers"]
+    print(f"retrieval ({report.mode}, k={k}) over {retrieval.questions} answerable questions:")
+    print(f"  recall@1   {_fmt(retrieval.recall_by_k[0])}")
+    print(f"  recall@{k:<3} {_fmt(retrieval.recall_by_k[-1])}")
+    print(f"  MRR@{k:<6} {_fmt(retrieval.mrr)}")
+    a = report.answers
     if a:
         print(f"answers ({a['model']}, temperature 0) to {a['questions']} questions:")
         print(f"  exact match       {_fmt(a['exact_match'])}   (over {a['answered']} answerable answered)")

@@ -9,7 +9,7 @@ plus the configured collection, which the owner filled beforehand and visitors c
 A visitor collection idle longer than RAG_SESSION_TTL_MINUTES is deleted with its uploaded files;
 its last-seen time is kept in the collection's metadata, so a restart does not orphan it.
 
-This module is a face of the library, like rag/cli.py, so it may import ingest/.
+This module is a face of the library, like rag/app/cli.py, so it may import ingest/.
 """
 
 from __future__ import annotations

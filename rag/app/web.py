@@ -1,6 +1,6 @@
 """The Gradio chat app. `build_app(settings)` makes the Blocks; app.py and `rag serve` launch it.
 
-Everything the app does lives in rag.workspace; this module only lays out the page, turns
+Everything the app does lives in rag.app.workspace; this module only lays out the page, turns
 events into Workspace calls and renders the results. Answers and sources arrive as data
 (rag.schema) and are formatted here, at the edge. Named endpoints (/ask, /upload, /documents)
 make the same features available to gradio_client.
@@ -17,7 +17,7 @@ from ingest.loaders import SUPPORTED_EXTENSIONS
 from rag.errors import RagError
 from rag.schema import Answer, FileResult
 from rag.settings import Settings, load_settings
-from rag.workspace import Workspace
+from rag.app.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
