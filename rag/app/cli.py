@@ -70,15 +70,19 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_search(args) -> int:
-    _, store = _open(args, create=False)
-    k = args.k if args.k is not None else _settings(args).k
+    """The passages `rag ask` would give the model: the same retrieval (hybrid by default)."""
+    from rag.retrieval import Retriever
+
+    settings, store = _open(args, create=False)
+    retriever = Retriever(store, settings)
+    k = args.k if args.k is not None else settings.k
     if args.query == "-":
         for line in sys.stdin:
             query = line.strip()
-            hits = store.search(query, k=k) if query else []
+            hits = retriever.retrieve(query, k=k) if query else []
             print(json.dumps([h.to_json() for h in hits], ensure_ascii=False), flush=True)
         return 0
-    hits = store.search(args.query, k=k)
+    hits = retriever.retrieve(args.query, k=k)
     if args.json:
         print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
         return 0
@@ -281,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(func=cmd_ingest)
 
-    p = with_collection(sub.add_parser("search", help="retrieve passages, no LLM"))
+    p = with_collection(sub.add_parser("search", help="retrieve passages as `ask` does (hybrid by default), no LLM"))
     p.add_argument("query", metavar="QUERY", help="the query, or - to read one query per line from stdin")
     p.add_argument("--k", type=_positive_int, help="passages to return (default: RAG_K)")
     p.add_argument("--json", action="store_true", help="print JSON")
