@@ -22,6 +22,7 @@ def last(turns):
     return final
 
 
+@pytest.mark.slow
 def test_refusal_is_shown_as_such(workspace, settings):
     chat, history, sources = last(chat_turn(workspace, "s", "Who won the 1998 World Cup final?", [], [], settings.collection, {}))
     assert chat[-1] == {"role": "assistant", "content": "I could not find this in your documents."}

@@ -221,6 +221,7 @@ def public(tmp_path, settings, embedder, ingestor):
     return ws, str(shared)
 
 
+@pytest.mark.slow  # answers with the real local model
 def test_public_sessions_are_isolated(tmp_path, public):
     ws, shared_source = public
     secret = make_text(tmp_path / "alice" / "heron.txt", SECRET)
@@ -294,6 +295,7 @@ def test_public_collections_never_list_visitors(tmp_path, public):
 
 # ------------------------------------------------------------------ TTL
 
+@pytest.mark.slow  # answers with the real local model
 def test_sweep_removes_idle_visitors_and_keeps_the_shared_collection(tmp_path, public):
     ws, shared_source = public
     ttl = ws.settings.session_ttl_minutes * 60

@@ -14,6 +14,7 @@ naming RAG_CONTEXT_WINDOW or RAG_LOCAL_MODEL.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import re
@@ -159,6 +160,8 @@ def _close(loaded: Loaded) -> None:
 
 #: The process's loaded local models (the web app serves at most two different ones at once).
 LOADED = LoadedModels(size=2)
+# Closed before the interpreter tears down llama_cpp's module globals, which Llama.__del__ needs.
+atexit.register(LOADED.clear)
 
 
 def load_local_model(path: Path, n_ctx: int) -> Loaded:
