@@ -80,3 +80,23 @@ def test_the_check_sees_function_level_and_relative_imports(tmp_path):
         "rag/store.py:1 imports rag.app",
         "ingest/loaders.py:2 imports rag.app",
     ], found
+
+
+def test_only_the_store_talks_to_chroma():
+    """One storage seam: rag/store.py is the only module that imports chromadb (or LangChain's
+    Chroma wrapper) or reaches into a store's `.collection` / `.client`."""
+    found = []
+    for package in ("rag", "ingest"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel == "rag/store.py":
+                continue
+            for line, modules in imported_modules(path):
+                if any(_forbidden(m, ("chromadb", "langchain_chroma")) for m in modules):
+                    found.append(f"{rel}:{line} imports {modules[0]}")
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.Attribute) and node.attr in ("collection", "client")
+                        and isinstance(node.value, ast.Name) and node.value.id.endswith("store")):
+                    found.append(f"{rel}:{node.lineno} uses {node.value.id}.{node.attr}")
+    assert not found, "\n".join(found)
