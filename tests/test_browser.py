@@ -84,7 +84,7 @@ def chromium() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's sync API runs an event loop until closed: not past this module
 def browser(chromium):
     try:
         from playwright.sync_api import sync_playwright
