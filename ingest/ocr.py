@@ -79,25 +79,57 @@ _engine_lock = threading.Lock()
 _pdfium_lock = threading.Lock()  # PDFium is not thread-safe
 
 
+#: Text detection runs on the page scaled so its longest side is DET_MAX_SIDE (RapidOCR's default
+#: scales the *shortest* side to at least 736, i.e. detects on the whole 2000 px page). See
+#: bench/ocr_speed.py for the measurements behind this value.
+DET_MAX_SIDE = 1280
+
+
+#: RapidOCR's per-line 0/180 degree classifier turns some long lines of English upside down and
+#: reads them as junk (word recall 0.87 and 0.78 on two 11 pt pages with it, 1.00 and 0.998
+#: without). Off; a page that reads badly is tried once turned 180 degrees instead (UPSIDE_DOWN_SCORE).
+USE_LINE_CLASSIFIER = False
+UPSIDE_DOWN_SCORE = 0.8  # mean recognition confidence below which the page is also read turned over
+
+
+def make_engine(det_max_side: int | None = DET_MAX_SIDE, line_classifier: bool = USE_LINE_CLASSIFIER):
+    """A RapidOCR engine on the models in its wheel (no download). det_max_side None: its default."""
+    try:
+        from rapidocr import RapidOCR
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise LoadError(f"OCR is not available ({_detail(exc)}); pip install rapidocr onnxruntime") from exc
+    params = {"Global.log_level": "error", "Global.max_side_len": MAX_SIDE, "Global.use_cls": line_classifier}
+    if det_max_side:
+        params.update({"Det.limit_type": "max", "Det.limit_side_len": det_max_side})
+    return RapidOCR(params=params)
+
+
 def _get_engine():
     global _engine
     if _engine is None:
-        try:
-            from rapidocr import RapidOCR
-        except ImportError as exc:  # pragma: no cover - a broken install
-            raise LoadError(f"OCR is not available ({_detail(exc)}); pip install rapidocr onnxruntime") from exc
-        _engine = RapidOCR(params={"Global.log_level": "warning", "Global.max_side_len": MAX_SIDE})
+        _engine = make_engine()
     return _engine
 
 
-def read_image(image) -> str:
+def read_image(image, engine=None) -> str:
     """The text of a PIL image: lines in reading order, a blank line between paragraphs."""
     image = _bounded(image)
     with _engine_lock:
-        result = _get_engine()(image)
+        engine = engine or _get_engine()
+        result = engine(image)
+        if result.txts and _confidence(result) < UPSIDE_DOWN_SCORE:  # a page scanned upside down?
+            turned = engine(image.rotate(180))
+            if turned.txts and _confidence(turned) > _confidence(result):
+                result = turned
     if not result.txts:
         return ""
     return _layout(result.boxes, result.txts)
+
+
+def _confidence(result) -> float:
+    """Mean recognition score, weighted by text length."""
+    total = sum(len(t) for t in result.txts)
+    return sum(s * len(t) for s, t in zip(result.scores, result.txts)) / max(1, total)
 
 
 def _bounded(image):
@@ -162,7 +194,7 @@ def complete_pdf_pages(path: Path, texts: list[str]) -> tuple[list[str], set[int
         wanted = []
     todo, skipped = wanted[: options.max_pages], wanted[options.max_pages:]
     by_ocr: set[int] = set()
-    for index, image in _render_pages(path, todo):
+    for index, image in render_pdf_pages(path, todo):
         text = read_image(image).strip()
         image.close()
         if text:
@@ -186,8 +218,8 @@ def no_text_reason(pages: int) -> str:
     return f"no extractable text — scanned? ({pages} pages with no text layer, and OCR found no text on them)"
 
 
-def _render_pages(path: Path, indexes: list[int]) -> Iterator[tuple[int, object]]:
-    """Render the given pages (0-based) to PIL images at RENDER_DPI, longest side <= MAX_SIDE."""
+def render_pdf_pages(path: Path, indexes: list[int], dpi: int = RENDER_DPI) -> Iterator[tuple[int, object]]:
+    """Render the given pages (0-based) to PIL images at `dpi`, longest side <= MAX_SIDE."""
     if not indexes:
         return
     import pypdfium2 as pdfium
@@ -205,7 +237,7 @@ def _render_pages(path: Path, indexes: list[int]) -> Iterator[tuple[int, object]
                 page = pdf[index]
                 try:
                     width, height = page.get_size()
-                    scale = min(RENDER_DPI / 72, MAX_SIDE / max(width, height, 1))
+                    scale = min(dpi / 72, MAX_SIDE / max(width, height, 1))
                     bitmap = page.render(scale=scale)
                     image = bitmap.to_pil().copy()  # owns its pixels: the bitmap buffer is freed next
                     bitmap.close()
