@@ -143,11 +143,12 @@ def _bounded(image):
 
 def _layout(boxes, txts) -> str:
     """Group recognised boxes into lines (overlapping vertically) and lines into paragraphs
-    (a vertical gap over 1.2 line heights), so the chunker can split where the page does."""
+    (a vertical gap over 1.2 line heights), so the chunker can split where the page does.
+    Boxes without a letter or digit are dropped: OCR reads rules and filled shapes as "_" or "|"."""
     items = []
     for box, text in zip(boxes, txts):
         text = " ".join(str(text).split())
-        if text:
+        if any(c.isalnum() for c in text):  # a lone "_" or "|" is a ruled line or a shape, not text
             ys, xs = [p[1] for p in box], [p[0] for p in box]
             items.append((min(ys), max(ys), min(xs), text))
     items.sort(key=lambda it: ((it[0] + it[1]) / 2, it[2]))

@@ -55,8 +55,8 @@ def test_boxes_become_lines_and_paragraphs_in_reading_order():
         return [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
 
     # given out of order: two words on one line, a second line, then a paragraph after a gap
-    boxes = [box(300, 101), box(100, 100), box(100, 125), box(100, 200)]
-    txts = ["world", "hello", "second line", "new paragraph"]
+    boxes = [box(300, 101), box(100, 100), box(100, 125), box(100, 200), box(100, 300)]
+    txts = ["world", "hello", "second line", "new paragraph", "_"]  # "_": a filled shape read as text
     assert ocr._layout(boxes, txts) == "hello world\nsecond line\n\nnew paragraph"
 
 
