@@ -318,19 +318,48 @@ def parse_auth(auth: str) -> tuple[str, str] | None:
     return user, password
 
 
-def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, auth: str = "") -> None:
-    """Serve the app; if a share link was asked for and cannot be made, say so and serve locally."""
+def check_port_free(host: str | None, port: int | None) -> None:
+    """A RagError naming --port when the port is taken (Gradio's own error is a traceback telling
+    the user to pass `server_port` to `launch()`)."""
+    import socket
+
+    if port is None:
+        return
+    with socket.socket() as sock:
+        try:
+            sock.bind((host or "127.0.0.1", port))
+        except OSError as exc:
+            raise RagError(f"port {port} on {host or '127.0.0.1'} is in use ({exc.strerror or exc}): "
+                           "choose another with --port N") from None
+
+
+def start(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, auth: str = "") -> None:
+    """Start serving the page, its gradio_client API and the OpenAI-compatible /v1 API
+    (rag.app.openai_api) on one server, in the background."""
+    from rag.app.openai_api import api_routes
+
     settings: Settings = demo.workspace.settings
     credentials = parse_auth(auth or settings.auth)
+    check_port_free(host, port)
     demo.queue(default_concurrency_limit=4)
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        share=share,
-        auth=credentials,
-        max_file_size=f"{settings.max_file_mb:g}mb",
-        prevent_thread_lock=True,
-    )
+    try:
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            share=share,
+            auth=credentials,
+            max_file_size=f"{settings.max_file_mb:g}mb",
+            prevent_thread_lock=True,
+            app_kwargs={"routes": api_routes(demo.workspace, credentials)},
+        )
+    except OSError as exc:  # taken between the check and the launch
+        raise RagError(f"cannot listen on port {port or 7860}: {exc}. Choose another with --port N") from None
+    print(f"OpenAI-compatible API at {demo.local_url.rstrip('/')}/v1", flush=True)
+
+
+def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, auth: str = "") -> None:
+    """Serve the app until interrupted; if a share link was asked for and cannot be made, say so and serve locally."""
+    start(demo, host, port, share, auth)
     local = demo.local_url
     if share and not demo.share_url:
         print(

@@ -1,0 +1,291 @@
+"""An OpenAI-compatible REST API on the web app's server: any OpenAI client, notebook or tool can
+ask the documents.
+
+    GET  /v1/models            one model per collection: `groundwork-rag` (RAG_COLLECTION) and,
+                               in private mode, `groundwork-rag:<collection>` for each other one
+    POST /v1/chat/completions  the last user message is the question, earlier user/assistant
+                               turns are the history (follow-ups are rewritten as in the chat);
+                               `stream: true` sends Server-Sent Events as OpenAI does
+
+The answer is the chain's answer, the same as the web chat's. Its sources travel in extra fields
+OpenAI clients keep (`response.model_extra` in the Python client): on the completion (and on the
+last streamed chunk) `citations` (a list of {n, source, page, chunk_id, text, score, supported,
+inferred, ...}) and `refused` (true when the documents do not hold the answer).
+
+Auth: with RAG_AUTH=user:password set, every request needs `Authorization: Bearer user:password`
+(the OpenAI client's api_key) or HTTP Basic with the same login; otherwise 401.
+
+Public mode (RAG_PUBLIC): the caller cannot choose the collection or the model: the `model` field is
+accepted and ignored, answers come from the shared collection only (read-only; this API writes
+nothing), temperature and max_tokens are the server's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from rag.errors import RagError
+
+log = logging.getLogger(__name__)
+
+MODEL = "groundwork-rag"
+_API_CONCURRENCY = 2  # answers generated at once through the API (2 cores; the chat has its own queue)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.code = status, message, kind, code
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"message": self.message, "type": self.kind, "param": None, "code": self.code}}
+        headers = {"WWW-Authenticate": 'Bearer realm="groundwork-rag"'} if self.status == 401 else None
+        return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+# --- pure helpers (tested without a server) -----------------------------------------------------
+def check_auth(header: str | None, auth: tuple[str, str] | None) -> bool:
+    """Bearer `user:password` or Basic with that login, compared in constant time."""
+    if auth is None:
+        return True
+    expected = f"{auth[0]}:{auth[1]}"
+    scheme, _, value = (header or "").partition(" ")
+    value = value.strip()
+    if scheme.lower() == "basic":
+        try:
+            value = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.encode(), expected.encode())
+
+
+def split_messages(messages: list) -> tuple[str, list[tuple[str, str]]]:
+    """(question, history) from OpenAI chat messages: the last user message is the question; each
+    earlier user message paired with the assistant reply after it is one history turn. System
+    messages are ignored (the chain has its own prompt)."""
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "'messages' must be a non-empty list", code="invalid_messages")
+    turns: list[tuple[str, str]] = []
+    pending: str | None = None
+    for m in messages:
+        if not isinstance(m, dict):
+            raise ApiError(400, "each message must be an object with 'role' and 'content'", code="invalid_messages")
+        role, text = m.get("role"), _text(m.get("content"))
+        if role == "user":
+            if pending is not None:
+                turns.append((pending, ""))
+            pending = text
+        elif role == "assistant" and pending is not None:
+            turns.append((pending, text))
+            pending = None
+    if pending is None or not pending.strip():
+        raise ApiError(400, "the last message must be a non-empty user message (the question)", code="invalid_messages")
+    return pending.strip(), turns
+
+
+def _text(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def citations_json(answer, shown) -> list[dict]:
+    out = []
+    for c in answer.citations:
+        data = asdict(c)
+        data["source"] = shown(c.source)
+        out.append(data)
+    return out
+
+
+# --- the API ------------------------------------------------------------------------------------
+class OpenAIApi:
+    """The routes over one Workspace (rag.app.workspace)."""
+
+    def __init__(self, ws, auth: tuple[str, str] | None):
+        self.ws = ws
+        self.settings = ws.settings
+        self.public = ws.settings.public
+        self.auth = auth
+        self._slots = threading.BoundedSemaphore(_API_CONCURRENCY)
+
+    # --- what the caller may ask for ------------------------------------------------------
+    def models(self) -> list[str]:
+        if self.public:
+            return [MODEL]
+        return [MODEL] + [f"{MODEL}:{name}" for name in self.ws.collections() if name != self.settings.collection]
+
+    def collection_for(self, model) -> str:
+        """The collection a `model` field names. Names other than ours (clients send their default,
+        e.g. gpt-4o-mini) mean the default collection; in public mode the field is ignored."""
+        if self.public or not isinstance(model, str) or not model.startswith(MODEL + ":"):
+            return self.settings.collection
+        name = model[len(MODEL) + 1:]
+        if name not in self.ws.collections():
+            raise ApiError(404, f"model {model!r} does not exist: no collection {name!r} (see GET /v1/models)",
+                           code="model_not_found")
+        return name
+
+    def overrides(self, body: dict) -> dict:
+        if self.public:
+            return {}
+        out = {}
+        if isinstance(body.get("temperature"), (int, float)):
+            out["temperature"] = min(2.0, max(0.0, float(body["temperature"])))
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        if isinstance(limit, int) and limit > 0:
+            out["max_answer_tokens"] = max(16, min(limit, 4096))
+        return out
+
+    def shown(self, source: str) -> str:
+        return Path(source).name if self.public else source
+
+    def chain(self, collection: str, overrides: dict):
+        from rag.chain import QAChain
+        from rag.retrieval import MergedRetriever, Retriever
+
+        settings = self.settings.model_copy(update=overrides)
+        store = self.ws.store(collection, create=False)
+        if store is None:
+            return None
+        return QAChain(MergedRetriever([Retriever(store, settings)]), self.ws.llm(settings), settings)
+
+    # --- answering ------------------------------------------------------------------------
+    def prepare(self, body: dict) -> tuple[str, list, str, dict]:
+        """(question, history, collection, settings overrides), or an ApiError (a 4xx) for a bad request."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body must be a JSON object")
+        question, history = split_messages(body.get("messages"))
+        return question, history, self.collection_for(body.get("model")), self.overrides(body)
+
+    def pieces(self, prepared: tuple) -> Iterator[str | object]:
+        """The chain's stream for a prepared request: text pieces, then the final Answer."""
+        from rag.chain import EMPTY
+        from rag.schema import Answer
+
+        question, history, collection, overrides = prepared
+        chain = self.chain(collection, overrides)
+        if chain is None:
+            yield EMPTY
+            yield Answer(EMPTY, [], None, refused=True)
+            return
+        yield from chain.stream(question, history)
+
+    def complete(self, body: dict) -> dict:
+        prepared = self.prepare(body)
+        with self._slots:
+            answer = None
+            for piece in self.pieces(prepared):
+                if not isinstance(piece, str):
+                    answer = piece
+        return {
+            "id": _completion_id(), "object": "chat.completion", "created": int(time.time()),
+            "model": self._model_name(body),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
+                         "finish_reason": "stop", "logprobs": None}],
+            "usage": None,
+            "citations": citations_json(answer, self.shown),
+            "refused": answer.refused,
+        }
+
+    def stream(self, body: dict) -> Iterator[str]:
+        """SSE lines. The chain streams the model's words; the final Answer may differ (markers
+        normalised, repeats dropped), so the last chunk carries the citations and the finished
+        answer's text (`answer`) for clients that want it exact."""
+        cid, created, model = _completion_id(), int(time.time()), self._model_name(body)
+
+        def chunk(delta: dict, finish: str | None = None, **extra) -> str:
+            data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+            return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+        prepared = self.prepare(body)
+        self._slots.acquire()  # released in `finally`, which runs once the generator has started
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            for piece in self.pieces(prepared):
+                if isinstance(piece, str):
+                    if piece:
+                        yield chunk({"content": piece})
+                else:
+                    yield chunk({}, "stop", citations=citations_json(piece, self.shown), refused=piece.refused,
+                                answer=piece.answer)
+        except (RagError, ApiError) as exc:
+            message = exc.message if isinstance(exc, ApiError) else str(exc)
+            yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n"
+        except Exception as exc:  # a bug: the stream ends with an error event, the traceback goes to the log
+            log.exception("API answer failed")
+            yield f"data: {json.dumps({'error': {'message': f'{type(exc).__name__}: {exc}', 'type': 'server_error'}})}\n\n"
+        finally:
+            self._slots.release()
+        yield "data: [DONE]\n\n"
+
+    def _model_name(self, body: dict) -> str:
+        model = body.get("model")
+        return MODEL if self.public or not isinstance(model, str) or not model.startswith(MODEL) else model
+
+    # --- FastAPI --------------------------------------------------------------------------
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/v1", dependencies=[Depends(self._authorise)])
+
+        @router.get("/models")
+        def list_models():
+            created = int(time.time())
+            return {"object": "list", "data": [
+                {"id": name, "object": "model", "created": created, "owned_by": "groundwork-rag"}
+                for name in self.models()
+            ]}
+
+        @router.post("/chat/completions")
+        def chat_completions(body: dict):
+            try:
+                if body.get("stream"):
+                    return self._start_stream(body)
+                return self.complete(body)
+            except ApiError as exc:
+                return exc.response()
+            except RagError as exc:
+                return ApiError(500, str(exc), "server_error").response()
+
+        return router
+
+    def _start_stream(self, body: dict) -> StreamingResponse:
+        self.prepare(body)  # a bad request is a 4xx here, not an error inside a 200 stream
+        return StreamingResponse(self.stream(body), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    def _authorise(self, request: Request) -> None:
+        if not check_auth(request.headers.get("authorization"), self.auth):
+            raise HTTPException(
+                401,
+                detail={"message": "this server needs RAG_AUTH's login: api_key='user:password' (Bearer) or HTTP Basic",
+                        "type": "invalid_request_error", "code": "invalid_api_key"},
+                headers={"WWW-Authenticate": 'Bearer realm="groundwork-rag"'},
+            )
+
+
+def _completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+def api_routes(ws, auth: tuple[str, str] | None) -> list:
+    """The /v1 routes, for FastAPI(routes=...) (Gradio's launch(app_kwargs=...)): they come before
+    Gradio's own routes."""
+    return OpenAIApi(ws, auth).router().routes
