@@ -18,15 +18,17 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlparse
 
-from langchain_core.documents import Document
-
-from rag.embeddings import Embedder
 from rag.errors import CollectionNotFoundError, ConfigError, EmbeddingMismatchError, one_line
 from rag.schema import DocumentInfo, ReadReport, SearchHit
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
+
+    from rag.embeddings import Embedder
 
 PAGE = 5000  # rows per Chroma get() when scanning a whole collection
 
@@ -100,8 +102,13 @@ def delete_collection(settings: Settings, name: str) -> None:
     make_client(settings).delete_collection(name)
 
 
-def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -> "DocumentStore":
-    """Open (or with `create`, create) the configured collection, checking its embedding model."""
+def open_store(settings: Settings, embedder: "Embedder | None", *, create: bool = True) -> "DocumentStore":
+    """Open (or with `create`, create) the configured collection, checking its embedding model.
+
+    With `embedder=None` the store opens for listing and deleting only (no model loaded: `rag docs
+    list` answers in a second); searching or adding through it is an error."""
+    if embedder is None and create:
+        raise ValueError("creating a collection needs the embedder (its model is recorded)")
     client = make_client(settings)
     name = settings.collection
     try:
@@ -112,7 +119,8 @@ def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -
         raise _server_error(settings, exc) from None
     if name in names:
         collection = client.get_collection(name)
-        _check_model(collection, embedder, settings)
+        if embedder is not None:
+            _check_model(collection, embedder, settings)
     elif create:
         collection = client.create_collection(
             name,
@@ -131,7 +139,7 @@ def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -
     return DocumentStore(client, collection, embedder)
 
 
-def _check_model(collection, embedder: Embedder, settings: Settings) -> None:
+def _check_model(collection, embedder: "Embedder", settings: Settings) -> None:
     meta = collection.metadata or {}
     model, dim = meta.get("embedding_model"), meta.get("embedding_dim")
     if model == embedder.name and dim == embedder.dimension:
@@ -155,19 +163,29 @@ class DocumentStore:
     `collection` is the chromadb collection; outside this module only tests and benchmarks look
     at it directly."""
 
-    def __init__(self, client, collection, embedder: Embedder):
-        from langchain_chroma import Chroma
-
+    def __init__(self, client, collection, embedder: "Embedder | None"):
         self.client = client
         self.collection = collection
         self.embedder = embedder
         self.revision = 0  # bumped by every write through this object (see rag.retrieval.keyword_index)
-        self.vectorstore = Chroma(
-            client=client,
-            collection_name=collection.name,
-            embedding_function=embedder.embeddings,
-            create_collection_if_not_exists=False,
-        )
+        self._vectorstore = None
+
+    @property
+    def vectorstore(self):
+        """LangChain's Chroma over the collection, made on first search or write (its import and
+        the embedder are what listing documents does without)."""
+        if self._vectorstore is None:
+            if self.embedder is None:
+                raise RuntimeError("this store was opened without an embedder: it can list and delete only")
+            from langchain_chroma import Chroma
+
+            self._vectorstore = Chroma(
+                client=self.client,
+                collection_name=self.collection.name,
+                embedding_function=self.embedder.embeddings,
+                create_collection_if_not_exists=False,
+            )
+        return self._vectorstore
 
     @property
     def name(self) -> str:
@@ -194,7 +212,7 @@ class DocumentStore:
         expected = {m["doc_hash"]: m["chunk_count"] for m in got["metadatas"]}
         return [StoredVersion(h, n, expected[h]) for h, n in stored.items()]
 
-    def add_chunks(self, chunks: list[Document], ids: list[str], batch_size: int = 256) -> None:
+    def add_chunks(self, chunks: "list[Document]", ids: list[str], batch_size: int = 256) -> None:
         """Embed and upsert; ids are stable, so a rerun after a crash overwrites, never duplicates."""
         try:
             for start in range(0, len(chunks), batch_size):

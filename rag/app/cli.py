@@ -28,11 +28,15 @@ def _settings(args):
     return load_settings(collection=getattr(args, "collection", None))
 
 
-def _open(args, *, create: bool):
-    from rag.embeddings import make_embedder
+def _open(args, *, create: bool, embedder: bool = True):
+    """Settings and the store. `embedder=False` (listing, deleting) loads no model: seconds saved."""
     from rag.store import open_store
 
     settings = _settings(args)
+    if not embedder:
+        return settings, open_store(settings, None, create=False)
+    from rag.embeddings import make_embedder
+
     return settings, open_store(settings, make_embedder(settings), create=create)
 
 
@@ -48,15 +52,54 @@ def _result_line(result) -> str:
     return line
 
 
+def _precheck(paths, settings, report, json_out: bool) -> list:
+    """The files worth opening the store for: missing, empty, unsupported or oversized ones are
+    reported now, before the embedding model loads (a typo is an answer in a second, not ten)."""
+    from ingest.loaders import LoadError, check_file
+    from ingest.pipeline import expand_paths
+    from rag.schema import FileResult
+
+    files = []
+    for path in expand_paths(paths, exclude=[settings.chroma_dir]):
+        try:
+            check_file(path, settings.max_file_mb)
+        except LoadError as exc:
+            result = FileResult(str(path), "failed", error=str(exc))
+            report.files.append(result)
+            if not json_out:
+                print(_result_line(result), flush=True)
+            continue
+        files.append(path)
+    return files
+
+
 def cmd_ingest(args) -> int:
+    from ingest.pipeline import IngestReport
+
+    settings = _settings(args)
+    report = IngestReport()
+    files = _precheck(args.paths, settings, report, args.json)
+    if files:
+        _ingest_files(args, files, report)
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        t = report.totals
+        where = f"into collection {settings.collection!r}"
+        print(
+            f"{len(report.files)} files: {t['added']} added, {t['updated']} updated, "
+            f"{t['unchanged']} unchanged, {t['failed']} failed; {t['chunks']} chunks embedded {where}"
+        )
+    return 0 if report.ok else 1
+
+
+def _ingest_files(args, files, report) -> None:
     from tqdm import tqdm
 
-    from ingest.pipeline import IngestReport, Ingestor
+    from ingest.pipeline import Ingestor
 
     settings, store = _open(args, create=True)
     ingestor = Ingestor(store, settings)
-    files = ingestor.expand(args.paths)
-    report = IngestReport()
     bar = tqdm(total=len(files), unit="file", disable=not sys.stderr.isatty(), file=sys.stderr)
     for path in files:
         bar.set_description(path.name[:30])
@@ -66,16 +109,6 @@ def cmd_ingest(args) -> int:
         if not args.json:
             tqdm.write(_result_line(result), file=sys.stdout)
     bar.close()
-    if args.json:
-        print(json.dumps(report.to_json(), ensure_ascii=False))
-    else:
-        t = report.totals
-        print(
-            f"{len(report.files)} files: {t['added']} added, {t['updated']} updated, "
-            f"{t['unchanged']} unchanged, {t['failed']} failed; {t['chunks']} chunks embedded "
-            f"into collection {store.name!r}"
-        )
-    return 0 if report.ok else 1
 
 
 def cmd_search(args) -> int:
@@ -106,9 +139,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_docs(args) -> int:
-    from ingest.pipeline import document_id
-
-    _, store = _open(args, create=False)
+    _, store = _open(args, create=False, embedder=False)
     if args.docs_command == "list":
         docs = store.documents()
         if args.json:
@@ -122,6 +153,8 @@ def cmd_docs(args) -> int:
         return 0
     if args.docs_command == "delete":
         # Match the source as stored, the same file by path, or a doc id.
+        from ingest.pipeline import document_id
+
         wanted = {d.doc_id for d in store.documents() if args.source in (d.source, d.doc_id)}
         wanted.add(document_id(args.source))
         removed = sum(store.delete_document(doc_id) for doc_id in wanted)
@@ -150,14 +183,43 @@ def _print_sources(answer) -> None:
         print(f"  [{c.n}] {where}{doubt}")
 
 
-def _stream_answer(chain, question: str, history, k):
+class Waiting:
+    """A "searching…" note on stderr while nothing has been printed yet, erased (with backspaces,
+    so a prompt before it stays) by the first token. Only on a terminal: piped output stays clean."""
+
+    def __init__(self, text: str = "searching…", stream=None):
+        self.stream = stream or sys.stderr
+        self.text = text
+        self.shown = False
+
+    def show(self) -> None:
+        if not self.shown and self.stream.isatty():
+            self.stream.write(self.text)
+            self.stream.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            n = len(self.text)
+            self.stream.write("\b" * n + " " * n + "\b" * n)
+            self.stream.flush()
+            self.shown = False
+
+
+def _stream_answer(chain, question: str, history, k, waiting: Waiting | None = None):
     """Print the answer as it streams; return the final Answer."""
+    waiting = waiting or Waiting()
+    waiting.show()
     answer = None
-    for piece in chain.stream(question, history, k=k):
-        if isinstance(piece, str):
-            print(piece, end="", flush=True)
-        else:
-            answer = piece
+    try:
+        for piece in chain.stream(question, history, k=k):
+            waiting.clear()
+            if isinstance(piece, str):
+                print(piece, end="", flush=True)
+            else:
+                answer = piece
+    finally:
+        waiting.clear()
     print()
     return answer
 
@@ -169,11 +231,17 @@ def _chain(args):
 
 
 def cmd_ask(args) -> int:
-    chain = _chain(args)
     if args.json:
+        chain = _chain(args)
         print(json.dumps(chain.ask(args.question, k=args.k).to_json(), ensure_ascii=False))
         return 0
-    _print_sources(_stream_answer(chain, args.question, [], args.k))
+    waiting = Waiting()
+    waiting.show()  # loading the models is part of the wait
+    try:
+        chain = _chain(args)
+    finally:
+        waiting.clear()
+    _print_sources(_stream_answer(chain, args.question, [], args.k, waiting))
     return 0
 
 
@@ -200,6 +268,9 @@ def cmd_chat(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from rag.app.net import check_port_free
+
+    check_port_free(args.host, args.port)  # a busy --port fails before Gradio is even imported
     from rag.app.web import build_app, launch, parse_auth
 
     settings = _settings(args)

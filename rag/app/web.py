@@ -318,24 +318,10 @@ def parse_auth(auth: str) -> tuple[str, str] | None:
     return user, password
 
 
-def check_port_free(host: str | None, port: int | None) -> None:
-    """A RagError naming --port when the port is taken (Gradio's own error is a traceback telling
-    the user to pass `server_port` to `launch()`)."""
-    import socket
-
-    if port is None:
-        return
-    with socket.socket() as sock:
-        try:
-            sock.bind((host or "127.0.0.1", port))
-        except OSError as exc:
-            raise RagError(f"port {port} on {host or '127.0.0.1'} is in use ({exc.strerror or exc}): "
-                           "choose another with --port N") from None
-
-
 def start(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, auth: str = "") -> None:
     """Start serving the page, its gradio_client API and the OpenAI-compatible /v1 API
     (rag.app.openai_api) on one server, in the background."""
+    from rag.app.net import check_port_free
     from rag.app.openai_api import api_routes
 
     settings: Settings = demo.workspace.settings
