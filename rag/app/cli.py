@@ -281,6 +281,29 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_feedback(args) -> int:
+    """Thumbs up/down given in the web app (DATA_DIR/feedback.jsonl): counts, or every entry as JSONL."""
+    from rag.app.feedback import FeedbackLog
+
+    log = FeedbackLog(_settings(args).data_dir)
+    if args.feedback_command == "export":
+        out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+        n = 0
+        try:
+            for entry in log.entries():
+                out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                n += 1
+        finally:
+            if args.out:
+                out.close()
+        if args.out:
+            print(f"{n} feedback entries written to {args.out}")
+        return 0
+    s = log.summary()
+    print(f"{s['total']} answers rated: {s['up']} up, {s['down']} down ({s['path']})")
+    return 0
+
+
 EVAL_EPILOG = """\
 datasets:
   SQuAD JSON (as in ../shared/eval): each article's contexts are one document to search;
@@ -404,6 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, default=Path("eval-recall.png"), metavar="PATH", help="recall@k plot (default: eval-recall.png)")
     p.add_argument("--json", action="store_true", help="also print the report to stdout")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("feedback", help="thumbs up/down given in the web app: counts, or export them")
+    fsub = p.add_subparsers(dest="feedback_command")
+    e = fsub.add_parser("export", help="every rated answer (question, answer, citations, settings) as JSONL")
+    e.add_argument("--out", type=Path, metavar="PATH", help="write to this file (default: stdout)")
+    p.set_defaults(func=cmd_feedback)
 
     docs = sub.add_parser("docs", help="list, delete or clear stored documents")
     dsub = docs.add_subparsers(dest="docs_command", required=True)
