@@ -310,6 +310,12 @@ class DocumentStore:
         ]
         return sorted(infos, key=lambda d: d.source)
 
+    def head(self, n: int) -> list[tuple[str, str, dict]]:
+        """(source, text, metadata) of up to n stored chunks, in storage order: a cheap sample
+        (the web app's example questions), no embedding involved."""
+        got = self.collection.get(limit=n, include=["documents", "metadatas"])
+        return [(dict(m or {}).get("source", ""), t or "", dict(m or {})) for t, m in zip(got["documents"], got["metadatas"])]
+
     def read_report(self, doc_id: str) -> ReadReport | None:
         """What reading the stored document found, as recorded on its chunks."""
         got = self.collection.get(where={"doc_id": doc_id}, limit=1, include=["metadatas"])

@@ -82,3 +82,12 @@ def test_pdf_page_rendered_with_the_quote_highlighted(tmp_path):
         render_page(pdf, 5, None)
     assert find_span("ab\r\ncd", "B C") == (1, 4)
     assert pick_quote("First one. Second.", None) == "First one."
+
+
+def test_without_a_quote_the_sentence_closest_to_the_answer_is_marked():
+    passages = passages_of(Answer("The lamp flashes every 20 seconds [1].", [
+        Citation(1, "h.md", None, "c1", "Intro text. The lamp flashes white every 20 seconds. Other.", 0.6)],
+        passages=[hit(1, "h.md", "Intro text. The lamp flashes white every 20 seconds. Other.")]))
+    assert passages[0]["quote"] == "The lamp flashes white every 20 seconds."
+    assert "<mark>The lamp flashes white every 20 seconds.</mark>" in render_panel(
+        [{"question": "q", "passages": passages, "refused": False}])

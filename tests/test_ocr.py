@@ -114,8 +114,8 @@ def test_upload_table_shows_the_read_report():
                             FileResult("bad.png", "failed", error="truncated or corrupt image")])
     rows = table.splitlines()
     assert rows[0] == "| file | result | chunks | read | seconds | reason |"
-    assert rows[2] == "| scan.pdf | ✅ added | 3 | 2 pages, 900 chars, text from OCR only (2 pages) | 6.2 |  |"
-    assert rows[3] == "| bad.png | ❌ failed |  |  |  | truncated or corrupt image |"
+    assert rows[2] == "| scan.pdf | added | 3 | 2 pages, 900 chars, text from OCR only (2 pages) | 6.2 |  |"
+    assert rows[3] == "| bad.png | FAILED |  |  |  | truncated or corrupt image |"
 
 
 def test_ocr_setting_is_validated(monkeypatch):

@@ -62,7 +62,7 @@ def passages_of(answer) -> list[dict]:
             "score": hit.score,
             "cited": c is not None,
             "supported": c.supported if c else None,
-            "quote": _quote(c) if c else None,
+            "quote": (_quote(c) or best_sentence(hit.text, answer.answer)) if c else None,
             "chunk_id": hit.chunk_id,
             "pdf": Path(hit.source).suffix.lower() == ".pdf" and bool(hit.page),
         })
@@ -79,6 +79,20 @@ def _quote(citation) -> str | None:
     """The words of the passage that back the answer (evidence-first answers carry `quote`)."""
     quote = getattr(citation, "quote", None)
     return quote.strip() if isinstance(quote, str) and quote.strip() else None
+
+
+def best_sentence(passage: str, answer: str) -> str | None:
+    """Until answers carry their own quote: the passage's sentence sharing most content words with
+    the answer (None when none shares any), so the reader sees where to look."""
+    from rag.citations import content_words
+
+    said = content_words(re.sub(r"\[\d+\]", " ", answer))
+    best, best_score = None, 0
+    for sentence in re.split(r"(?<=[.!?])\s+", " ".join(str(passage).split())):
+        score = len(content_words(sentence) & said)
+        if score > best_score:
+            best, best_score = sentence, score
+    return best
 
 
 def highlight(text: str, quote: str | None) -> str:

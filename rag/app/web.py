@@ -17,11 +17,14 @@ from ingest.loaders import LOADERS
 from rag.errors import RagError
 from rag.schema import Answer, FileResult
 from rag.settings import Settings, load_settings
+from rag.app.feedback import FeedbackLog, chat_json, chat_markdown, make_turn
+from rag.app.sources_view import link_markers, passages_of, render_panel, source_name
 from rag.app.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-STATUS_ICONS = {"added": "✅ added", "updated": "🔄 updated", "unchanged": "⏸ unchanged", "failed": "❌ failed"}
+#: Status in words: emoji render as empty boxes in Debian's Chromium.
+STATUS_WORDS = {"added": "added", "updated": "updated", "unchanged": "unchanged", "failed": "FAILED"}
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -37,7 +40,7 @@ def render_results(results: list[FileResult]) -> str:
         read = r.read.describe() if r.read else ""
         note = r.error or (r.read.warning if r.read else None) or ""
         seconds = f"{r.seconds:.1f}" if r.status != "failed" else ""
-        rows.append(f"| {_cell(r.path)} | {STATUS_ICONS[r.status]} | {r.chunks or ''} | {_cell(read)} | {seconds} "
+        rows.append(f"| {_cell(r.path)} | {STATUS_WORDS[r.status]} | {r.chunks or ''} | {_cell(read)} | {seconds} "
                     f"| {_cell(note)} |")
     return "\n".join(rows)
 
@@ -93,9 +96,11 @@ def preload(ws: Workspace) -> None:
 
 
 # --- one chat turn ----------------------------------------------------------------------------
-def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: list, collection: str | None, overrides: dict):
+def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: list, collection: str | None, overrides: dict,
+              on_answer=None):
     """One turn as the chat shows it: yields (messages, history, sources markdown or None while
-    streaming). Errors end the turn as a readable chat message, never a stack trace."""
+    streaming). Errors end the turn as a readable chat message, never a stack trace. `on_answer`
+    is called with the final Answer before the last yield."""
     message = (message or "").strip()
     if not message:
         yield chat, history, None
@@ -112,6 +117,8 @@ def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: li
             else:
                 answer = piece
         chat[-1]["content"] = answer.answer
+        if on_answer:
+            on_answer(answer)
         yield chat, history + [(message, answer.answer)], render_sources(answer)
     except RagError as exc:
         chat[-1]["content"] = f"⚠️ {exc}"
@@ -131,6 +138,8 @@ class Handlers:
         self.ws = ws
         self.settings = ws.settings
         self.public = ws.settings.public
+        self.feedback_log = FeedbackLog(ws.settings.data_dir)
+        self._busy: set[str] = set()  # sessions with an answer streaming
 
     @staticmethod
     def session(request: gr.Request | None) -> str:
@@ -149,16 +158,182 @@ class Handlers:
 
     def doc_rows(self, request: gr.Request, collection: str):
         docs = self.ws.documents(self.session(request), collection)
-        rows = [[self.shown(d.source), d.chunks, "yours" if mine else "shared (read-only)"] for d, mine in docs]
+        rows = [self._doc_row(d, mine) for d, mine in docs]
         deletable = [d.source for d, mine in docs if mine]
         return rows, gr.update(choices=deletable, value=None)
 
+    def _doc_row(self, doc, mine: bool) -> list:
+        """One naming rule: the file name (the path is in the read column's tooltip-free world only
+        for the owner, via `rag docs list`). Public mode says whose it is; private mode what was read."""
+        third = ("yours" if mine else "shared (read-only)") if self.public else (doc.read.describe() if doc.read else "")
+        return [source_name(doc.source), doc.chunks, third, "delete" if mine else ""]
+
+    def doc_sources(self, request: gr.Request, collection: str) -> list[str]:
+        """The stored source of each table row, in order (what a row's delete removes)."""
+        return [d.source for d, _ in self.ws.documents(self.session(request), collection)]
+
+    def starters(self, request: gr.Request, collection: str) -> list[str]:
+        from rag.app.starters import example_questions
+
+        chunks = []
+        for name in dict.fromkeys(self.ws.readable(self.session(request), collection)):
+            store = self.ws.store(name, create=False)
+            if store is not None:
+                chunks.extend(store.head(200))
+        return example_questions(chunks)
+
+    def empty_state(self, request: gr.Request, collection: str):
+        """The empty chat: what is loaded, and three example questions drawn from it."""
+        docs = self.ws.documents(self.session(request), collection)
+        if not docs:
+            text = ("**No documents yet.** Add files under *Documents*; then ask about them here. "
+                    "Every answer lists the passages it found, and says so when your documents do not hold the answer.")
+            return gr.update(placeholder=text, examples=None)
+        names = ", ".join(source_name(d.source) for d, _ in docs[:6]) + (f" and {len(docs) - 6} more" if len(docs) > 6 else "")
+        text = f"**{len(docs)} document{'s' if len(docs) != 1 else ''} loaded:** {names}.\n\nAsk anything about them, or try:"
+        examples = [{"text": q} for q in self.starters(request, collection)]
+        return gr.update(placeholder=text, examples=examples or None)
+
     # --- page events -------------------------------------------------------------------------
-    def respond(self, message, chat, history, collection, k, hybrid, backend, model, temperature, request: gr.Request):
+    def respond(self, message, chat, history, turns, collection, k, hybrid, backend, model, temperature,
+                request: gr.Request):
+        """Yields (chat, history, question box, sources panel, turns). A question sent while this
+        visitor's previous answer still streams is refused with a visible warning and stays in the box."""
+        session = self.session(request)
+        if session in self._busy:
+            gr.Warning("Still answering your previous question: wait for it, or press Stop. Your new question stays in the box.")
+            yield chat, history, message, gr.update(), turns
+            return
+        question = (message or "").strip()
         settings_now = self.overrides(k, hybrid, backend, model, temperature)
-        turns = chat_turn(self.ws, self.session(request), message, chat, history, collection, settings_now)
-        for chat_now, history_now, sources_md in turns:
-            yield chat_now, history_now, "", sources_md if sources_md is not None else gr.update()
+        record = {**settings_now, "collection": collection,
+                  "model": settings_now.get("local_model" if backend == "local" else "openai_model")
+                  or (self.settings.local_model if backend == "local" else self.settings.openai_model)}
+        got: list[Answer] = []
+        self._busy.add(session)
+        try:
+            first = True
+            for chat_now, history_now, _ in chat_turn(self.ws, session, message, chat, history, collection,
+                                                      settings_now, on_answer=got.append):
+                if got:
+                    turns = turns + [self._turn(question, got[0], record)]
+                    numbers = {p["n"] for p in turns[-1]["passages"]}
+                    chat_now[-1]["content"] = link_markers(got[0].answer, len(turns) - 1, numbers)
+                    yield chat_now, history_now, "", render_panel(turns), turns
+                elif first and question:
+                    yield chat_now, history_now, "", '<p class="src-searching">Searching your documents…</p>' + render_panel(turns), turns
+                else:
+                    yield chat_now, history_now, "", gr.update(), turns
+                first = False
+        finally:
+            self._busy.discard(session)
+
+    def _turn(self, question: str, answer: Answer, record: dict) -> dict:
+        data = answer.to_json()
+        for c in data["citations"]:
+            c["source"] = self.shown(c["source"])
+        turn = make_turn(question, data, record)
+        turn["passages"] = passages_of(answer)  # server-side state: real sources, for "open page"
+        return turn
+
+    def stop(self, chat, request: gr.Request):
+        self._busy.discard(self.session(request))
+        chat = list(chat or [])
+        if chat and chat[-1].get("role") == "assistant":
+            chat[-1] = {**chat[-1], "content": (chat[-1].get("content") or "") + " _(stopped)_"}
+        gr.Info("Stopped. Ask again when you are ready.")
+        return chat
+
+    def new_chat(self, collection, request: gr.Request):
+        self._busy.discard(self.session(request))
+        return [], [], [], render_panel([]), "", gr.update(visible=False), self.empty_state(request, collection)
+
+    def pick_example(self, event: gr.SelectData):
+        value = event.value
+        return value.get("text", "") if isinstance(value, dict) else str(value or "")
+
+    def feedback(self, chat, turns, event: gr.LikeData, request: gr.Request):
+        """Thumbs on an answer: the turn (question, answer, citations, settings) appended to
+        DATA_DIR/feedback.jsonl."""
+        liked = event.liked
+        if liked not in (True, False):
+            return  # a thumb taken back
+        index = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+        chat = chat or []
+        asked = chat[index - 1].get("content") if 0 < index < len(chat) else None
+        turn = next((t for t in reversed(turns or []) if t["question"] == (asked or "").strip()), None)
+        if turn is None:
+            gr.Warning("That message is not an answer from the documents; nothing recorded.")
+            return
+        self.feedback_log.record("up" if liked else "down", {k: v for k, v in turn.items() if k != "passages"},
+                                 self.session(request))
+        gr.Info("Thanks: your rating was saved with the question, answer and sources.")
+
+    def export(self, turns, kind: str):
+        import tempfile
+
+        if not turns:
+            gr.Warning("Nothing to export yet: ask a question first.")
+            return gr.update(value=None, visible=False)
+        plain = [{k: v for k, v in t.items() if k != "passages"} for t in turns]
+        folder = Path(tempfile.mkdtemp(prefix="rag-export-"))
+        path = folder / f"chat.{kind}"
+        path.write_text(chat_markdown(plain) if kind == "md" else chat_json(plain), encoding="utf-8")
+        return gr.update(value=str(path), visible=True)
+
+    def open_page(self, ref, turns, collection, request: gr.Request):
+        """The original PDF page of passage `ref` ("turn:n") as an image with its quote marked.
+        Only passages retrieved for this visitor (their own turns state) can be opened, and only
+        from collections their questions may read."""
+        from rag.app.page_image import pick_quote, render_page
+
+        try:
+            t, n = (int(x) for x in str(ref).split(":"))
+            passage = next(p for p in turns[t]["passages"] if p["n"] == n)
+        except (ValueError, IndexError, StopIteration, TypeError):
+            return gr.update(visible=False), gr.update(visible=False)
+        path = self.original_file(request, collection, passage["source"])
+        if path is None or not passage.get("page"):
+            gr.Warning(f"The original of {passage['name']} is not available on this server.")
+            return gr.update(visible=False), gr.update(visible=False)
+        try:
+            page = render_page(path, int(passage["page"]), pick_quote(passage["text"], passage.get("quote")))
+        except Exception as exc:  # a PDF pdfium cannot open: say so, keep the chat going
+            gr.Warning(f"Could not show {passage['name']}, page {passage['page']}: {exc}")
+            return gr.update(visible=False), gr.update(visible=False)
+        label = f"{passage['where']} of {page.pages}" + ("" if page.found else " (the quote could not be marked on this page)")
+        return gr.update(visible=True), gr.update(value=page.image, label=label)
+
+    def original_file(self, request: gr.Request, collection: str, source: str) -> Path | None:
+        """The stored file a source came from: an upload of a collection this visitor reads, or
+        (private mode, or the owner's shared documents) the path it was ingested from."""
+        for name in dict.fromkeys(self.ws.readable(self.session(request), collection)):
+            candidate = (self.settings.data_dir / "uploads" / name / source_name(source)).resolve()
+            if candidate.is_file() and candidate.parent == (self.settings.data_dir / "uploads" / name).resolve():
+                return candidate
+        path = Path(source)
+        return path if path.is_absolute() and path.is_file() else (Path.cwd() / path if (Path.cwd() / path).is_file() else None)
+
+    def ask_delete(self, sources, event: gr.SelectData, request: gr.Request):
+        """A click on a row's "delete" cell asks for confirmation; other cells do nothing."""
+        row, col = event.index if isinstance(event.index, (list, tuple)) else (event.index, 0)
+        if col != 3 or event.value != "delete" or not (0 <= row < len(sources or [])):
+            return gr.update(), gr.update(), None
+        source = sources[row]
+        return (gr.update(visible=True),
+                gr.update(value=f"Delete **{source_name(source)}** from the collection? Its passages can no longer be found."),
+                source)
+
+    def confirm_delete(self, source, collection, request: gr.Request):
+        if source:
+            removed = self.ws.delete(self.session(request), collection, source)
+            if removed:
+                gr.Info(f"Deleted {source_name(source)} ({removed} passages).")
+            else:
+                gr.Warning(f"{source_name(source)} is not yours to delete.")
+        rows, choices = self.doc_rows(request, collection)
+        return gr.update(visible=False), None, rows, choices, self.doc_sources(request, collection), \
+            self.empty_state(request, collection)
 
     def upload(self, files, collection, request: gr.Request, progress=gr.Progress()):
         paths = [Path(f if isinstance(f, str) else f.name) for f in (files or [])]
@@ -189,7 +364,13 @@ class Handlers:
         if not self.public:
             self.ws.store(name)  # create it if new
         rows, choices = self.doc_rows(request, name)
+        gr.Info(f"Now asking collection '{name}' ({len(rows)} document{'s' if len(rows) != 1 else ''}). "
+                "The conversation was cleared: a new chat started.")
         return name, [], [], "", rows, choices, gr.update(choices=self.ws.collections(), value=name)
+
+    def after_documents_change(self, collection, request: gr.Request):
+        """What follows an upload, delete or switch: the row sources and the empty chat's text."""
+        return self.doc_sources(request, collection), self.empty_state(request, collection)
 
     def refresh(self, collection, request: gr.Request):
         rows, choices = self.doc_rows(request, collection)
@@ -225,48 +406,108 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     return demo
 
 
+CSS = """
+#sources-list details { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 4px 8px; margin-bottom: 6px; }
+#sources-list summary { cursor: pointer; }
+.src { border-left: 4px solid var(--border-color-primary); padding: 2px 8px; margin: 6px 0; }
+.src.cited { border-left-color: var(--color-accent); }
+.src.flash { background: var(--color-accent-soft); }
+.src-label { color: var(--body-text-color-subdued); font-size: 0.9em; }
+.src-text mark { background: #ffe066; color: inherit; padding: 0 1px; }
+.open-page { margin-left: 6px; font-size: 0.85em; text-decoration: underline; cursor: pointer; }
+#upload-status table { display: block; overflow-x: auto; }
+#upload-status th, #upload-status td { word-break: normal; overflow-wrap: normal; white-space: nowrap; }
+#hidden-controls { display: none !important; }
+@media (max-width: 700px) { #chat { height: 60vh !important; } }
+"""
+
+#: [n] links in answers open and scroll to their passage; "open page" buttons ask the server for
+#: the page image through two hidden components (a textbox holding the passage, a button).
+JS = """
+() => {
+  document.addEventListener('click', (e) => {
+    const a = e.target.closest('a[href^="#src-"]');
+    if (a) {
+      e.preventDefault();
+      const el = document.getElementById(a.getAttribute('href').slice(1));
+      if (el) {
+        const d = el.closest('details'); if (d) d.open = true;
+        el.scrollIntoView({behavior: 'smooth', block: 'center'});
+        el.classList.add('flash'); setTimeout(() => el.classList.remove('flash'), 1500);
+      }
+      return;
+    }
+    const b = e.target.closest('button.open-page');
+    if (b) {
+      const box = document.querySelector('#open-ref textarea');
+      box.value = b.dataset.ref; box.dispatchEvent(new Event('input', {bubbles: true}));
+      setTimeout(() => document.getElementById('open-go').click(), 50);
+    }
+  }, true);
+}
+"""
+
+
 def layout(settings: Settings, on: Handlers) -> gr.Blocks:
-    """The page: chat and sources on the left; documents, collection and settings tabs on the right."""
+    """The page: chat with its sources; documents, collection and settings tabs beside it (below on a phone)."""
     public = settings.public
     with gr.Blocks(title="groundwork-rag: ask your documents") as demo:
         history = gr.State([])
+        turns = gr.State([])  # one dict per answer: question, answer, citations, settings, passages
         collection = gr.State(settings.collection)
+        doc_sources = gr.State([])  # the stored source behind each documents-table row
+        pending_delete = gr.State(None)
         gr.Markdown(
-            "## Ask your documents\nDrop files on the right, ask on the left. Every answer comes "
-            "with the passages it cites; if your documents do not contain the answer, it says so."
+            "## Ask your documents\nAdd files under **Documents** and ask about them. Every answer lists the "
+            "passages it found, cited ones first; if your documents do not hold the answer, it says so."
         )
         with gr.Row():
-            with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="Chat", height=460, elem_id="chat")
+            with gr.Column(scale=3, min_width=340):
+                chatbot = gr.Chatbot(label="Chat", height=460, elem_id="chat", placeholder="Loading your documents…")
                 with gr.Row():
                     question = gr.Textbox(
                         placeholder="Ask a question about your documents…",
                         show_label=False,
                         scale=5,
+                        min_width=180,
                         elem_id="question",
                     )
-                    ask_button = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                    ask_button = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
+                    stop_button = gr.Button("Stop", variant="stop", scale=1, min_width=70, elem_id="stop")
+                with gr.Row():
+                    new_button = gr.Button("New chat", size="sm", elem_id="new-chat")
+                    export_md = gr.Button("Export Markdown", size="sm", elem_id="export-md")
+                    export_json = gr.Button("Export JSON", size="sm", elem_id="export-json")
+                export_file = gr.File(label="Exported chat", visible=False, elem_id="export-file")
+                with gr.Group(visible=False, elem_id="page-view") as page_box:
+                    page_image = gr.Image(label="Original page", type="pil", interactive=False, elem_id="page-image")
+                    close_page = gr.Button("Close page", size="sm", elem_id="close-page")
                 gr.Markdown("### Sources")
-                sources = gr.Markdown(elem_id="sources")
-            with gr.Column(scale=2):
+                sources = gr.HTML(render_panel([]), elem_id="sources")
+            with gr.Column(scale=2, min_width=300):
                 with gr.Tab("Documents"):
                     files = gr.File(
                         file_count="multiple",
                         file_types=sorted(LOADERS),
-                        label=f"Drop documents here (up to {settings.max_upload_files} files, "
+                        label=f"Add documents (up to {settings.max_upload_files} files, "
                         f"{settings.max_file_mb:g} MB each)",
                         elem_id="upload",
                     )
                     upload_status = gr.Markdown(elem_id="upload-status")
                     docs_table = gr.Dataframe(
-                        headers=["document", "chunks", "access"],
-                        datatype=["str", "number", "str"],
+                        headers=["document", "chunks", "access" if public else "read", ""],
+                        datatype=["str", "number", "str", "str"],
                         interactive=False,
+                        wrap=True,
                         elem_id="documents",
                     )
-                    with gr.Row():
-                        doc_choice = gr.Dropdown(label="Delete a document", choices=[], scale=3)
-                        delete_button = gr.Button("Delete", variant="stop", scale=1)
+                    with gr.Group(visible=False, elem_id="confirm-box") as confirm_box:
+                        confirm_text = gr.Markdown(elem_id="confirm-text")
+                        with gr.Row():
+                            confirm_button = gr.Button("Delete", variant="stop", elem_id="confirm-delete")
+                            cancel_button = gr.Button("Cancel", elem_id="cancel-delete")
+                    doc_choice = gr.Dropdown(label="Delete a document", choices=[], visible=False)  # for the /delete API
+                    delete_button = gr.Button("Delete", visible=False)
                 with gr.Tab("Collection"):
                     collection_box = gr.Dropdown(
                         choices=[settings.collection],
@@ -290,20 +531,47 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
                     )
                     temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature")
                     gr.Markdown(_backend_status(settings))
+        with gr.Row(elem_id="hidden-controls"):
+            open_ref = gr.Textbox(elem_id="open-ref", show_label=False)
+            open_go = gr.Button("open", elem_id="open-go")
 
-        chat_inputs = [question, chatbot, history, collection, k, hybrid, backend, model, temperature]
-        chat_outputs = [chatbot, history, question, sources]
-        question.submit(on.respond, chat_inputs, chat_outputs, api_visibility="private")
-        ask_button.click(on.respond, chat_inputs, chat_outputs, api_visibility="private")
-        files.upload(on.upload, [files, collection], [upload_status, docs_table, doc_choice, files], api_name="upload")
-        delete_button.click(on.delete, [doc_choice, collection], [docs_table, doc_choice], api_name="delete")
+        chat_inputs = [question, chatbot, history, turns, collection, k, hybrid, backend, model, temperature]
+        chat_outputs = [chatbot, history, question, sources, turns]
+        submitted = question.submit(on.respond, chat_inputs, chat_outputs, api_visibility="private")
+        clicked = ask_button.click(on.respond, chat_inputs, chat_outputs, api_visibility="private")
+        picked = chatbot.example_select(on.pick_example, None, question, api_visibility="private")
+        from_example = picked.then(on.respond, chat_inputs, chat_outputs, api_visibility="private")
+        stop_button.click(on.stop, [chatbot], [chatbot], cancels=[submitted, clicked, from_example],
+                          api_visibility="private")
+        new_button.click(on.new_chat, [collection],
+                         [chatbot, history, turns, sources, question, page_box, chatbot],
+                         cancels=[submitted, clicked, from_example], api_visibility="private")
+        chatbot.like(on.feedback, [chatbot, turns], None, api_visibility="private")
+        export_md.click(lambda t: on.export(t, "md"), [turns], [export_file], api_visibility="private")
+        export_json.click(lambda t: on.export(t, "json"), [turns], [export_file], api_visibility="private")
+        open_go.click(on.open_page, [open_ref, turns, collection], [page_box, page_image], api_visibility="private")
+        close_page.click(lambda: gr.update(visible=False), None, [page_box], api_visibility="private")
+
+        after_docs = dict(fn=on.after_documents_change, inputs=[collection], outputs=[doc_sources, chatbot],
+                          api_visibility="private")
+        files.upload(on.upload, [files, collection], [upload_status, docs_table, doc_choice, files],
+                     api_name="upload").then(**after_docs)
+        delete_button.click(on.delete, [doc_choice, collection], [docs_table, doc_choice], api_name="delete").then(**after_docs)
+        docs_table.select(on.ask_delete, [doc_sources], [confirm_box, confirm_text, pending_delete],
+                          api_visibility="private")
+        confirm_button.click(on.confirm_delete, [pending_delete, collection],
+                             [confirm_box, pending_delete, docs_table, doc_choice, doc_sources, chatbot],
+                             api_visibility="private")
+        cancel_button.click(lambda: (gr.update(visible=False), None), None, [confirm_box, pending_delete],
+                            api_visibility="private")
         use_button.click(
             on.use_collection,
             [collection_box],
             [collection, chatbot, history, sources, docs_table, doc_choice, collection_box],
             api_visibility="private",
-        )
-        demo.load(on.refresh, [collection], [docs_table, doc_choice, collection_box], api_visibility="private")
+        ).then(lambda: ([], render_panel([])), None, [turns, sources], api_visibility="private").then(**after_docs)
+        demo.load(on.refresh, [collection], [docs_table, doc_choice, collection_box],
+                  api_visibility="private").then(**after_docs)
         gr.api(on.ask, api_name="ask")
         gr.api(on.documents, api_name="documents")
     return demo
@@ -337,6 +605,8 @@ def start(demo: gr.Blocks, host: str | None = None, port: int | None = None, sha
             max_file_size=f"{settings.max_file_mb:g}mb",
             prevent_thread_lock=True,
             app_kwargs={"routes": api_routes(demo.workspace, credentials)},
+            css=CSS,
+            js=JS,
         )
     except OSError as exc:  # taken between the check and the launch
         raise RagError(f"cannot listen on port {port or 7860}: {exc}. Choose another with --port N") from None
