@@ -100,12 +100,12 @@ def browser(chromium):
 
 @pytest.fixture
 def app_url(tmp_path):
-    from rag.app.web import build_app
+    from rag.app.web import CSS, JS, build_app
 
     demo = build_app(Settings(data_dir=tmp_path / "data", collection="browser", temperature=0.0))
     port = free_port()
     demo.queue()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS, js=JS)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
@@ -200,13 +200,19 @@ def test_document_table_lists_and_deletes_upload(page, report_pdf):
     rows = document_rows(page)
     assert len(rows) == 1 and rows[0][0] == "report.pdf", rows
     assert rows[0][1].isdigit() and int(rows[0][1]) >= 1, rows  # the chunk count
-    assert rows[0][2] == "yours", rows
+    assert "3 pages" in rows[0][2], rows  # what reading it found (private mode: no "access" column)
+    assert rows[0][3] == "delete", rows
 
-    choice = page.get_by_label("Delete a document")
-    choice.click()
-    page.get_by_role("option", name="report.pdf").click()
-    page.get_by_role("button", name="Delete", exact=True).click()
+    page.locator("#documents [role=gridcell]", has_text="delete").click()
+    confirm = page.locator("#confirm-box")
+    confirm.wait_for(state="visible")
+    assert "report.pdf" in confirm.inner_text()
+    page.locator("#cancel-delete").click()  # cancelling keeps it
+    confirm.wait_for(state="hidden")
+    assert document_rows(page)[0][0] == "report.pdf"
 
+    page.locator("#documents [role=gridcell]", has_text="delete").click()
+    page.locator("#confirm-delete").click()
     deadline = time.monotonic() + 60
     while any(r and r[0] == "report.pdf" for r in document_rows(page)):
         if time.monotonic() > deadline:

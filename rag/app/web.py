@@ -129,6 +129,14 @@ def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: li
         yield chat, history, ""
 
 
+def message_text(message: dict) -> str:
+    """A chat message's text: Gradio sends content back as a string or a list of {"type": "text"} blocks."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+    return content if isinstance(content, str) else ""
+
+
 # --- the handlers -----------------------------------------------------------------------------
 class Handlers:
     """What each event of the page does, as named methods over one Workspace (the layout below
@@ -197,20 +205,15 @@ class Handlers:
     # --- page events -------------------------------------------------------------------------
     def respond(self, message, chat, history, turns, collection, k, hybrid, backend, model, temperature,
                 request: gr.Request):
-        """Yields (chat, history, question box, sources panel, turns). A question sent while this
-        visitor's previous answer still streams is refused with a visible warning and stays in the box."""
+        """Yields (chat, history, question box, sources panel, turns); runs after `gate` let it."""
         session = self.session(request)
-        if session in self._busy:
-            gr.Warning("Still answering your previous question: wait for it, or press Stop. Your new question stays in the box.")
-            yield chat, history, message, gr.update(), turns
-            return
         question = (message or "").strip()
         settings_now = self.overrides(k, hybrid, backend, model, temperature)
         record = {**settings_now, "collection": collection,
                   "model": settings_now.get("local_model" if backend == "local" else "openai_model")
                   or (self.settings.local_model if backend == "local" else self.settings.openai_model)}
         got: list[Answer] = []
-        self._busy.add(session)
+        self._busy.add(session)  # gate() did already; an API caller may not have
         try:
             first = True
             for chat_now, history_now, _ in chat_turn(self.ws, session, message, chat, history, collection,
@@ -228,6 +231,15 @@ class Handlers:
         finally:
             self._busy.discard(session)
 
+    def gate(self, request: gr.Request) -> None:
+        """Before each question: refuse it visibly (an error toast; the question stays in the box)
+        while this visitor's previous answer still streams. Runs outside the queue, at once."""
+        session = self.session(request)
+        if session in self._busy:
+            raise gr.Error("Still answering your previous question: wait for it, or press Stop. "
+                           "Your new question stays in the box.", title="One question at a time")
+        self._busy.add(session)
+
     def _turn(self, question: str, answer: Answer, record: dict) -> dict:
         data = answer.to_json()
         for c in data["citations"]:
@@ -239,8 +251,12 @@ class Handlers:
     def stop(self, chat, request: gr.Request):
         self._busy.discard(self.session(request))
         chat = list(chat or [])
-        if chat and chat[-1].get("role") == "assistant":
-            chat[-1] = {**chat[-1], "content": (chat[-1].get("content") or "") + " _(stopped)_"}
+        if chat and chat[-1].get("role") == "assistant" and message_text(chat[-1]).strip():
+            chat[-1] = {"role": "assistant", "content": message_text(chat[-1]) + " _(stopped)_"}
+        elif chat and chat[-1].get("role") in ("user", "assistant"):
+            if chat[-1].get("role") == "assistant":
+                chat.pop()
+            chat.append({"role": "assistant", "content": "_(stopped before the answer began)_"})
         gr.Info("Stopped. Ask again when you are ready.")
         return chat
 
@@ -260,7 +276,7 @@ class Handlers:
             return  # a thumb taken back
         index = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
         chat = chat or []
-        asked = chat[index - 1].get("content") if 0 < index < len(chat) else None
+        asked = message_text(chat[index - 1]) if 0 < index < len(chat) else None
         turn = next((t for t in reversed(turns or []) if t["question"] == (asked or "").strip()), None)
         if turn is None:
             gr.Warning("That message is not an answer from the documents; nothing recorded.")
@@ -480,7 +496,7 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
                     export_json = gr.Button("Export JSON", size="sm", elem_id="export-json")
                 export_file = gr.File(label="Exported chat", visible=False, elem_id="export-file")
                 with gr.Group(visible=False, elem_id="page-view") as page_box:
-                    page_image = gr.Image(label="Original page", type="pil", interactive=False, elem_id="page-image")
+                    page_image = gr.Image(label="Original page", type="pil", interactive=False, height=560, elem_id="page-image")
                     close_page = gr.Button("Close page", size="sm", elem_id="close-page")
                 gr.Markdown("### Sources")
                 sources = gr.HTML(render_panel([]), elem_id="sources")
@@ -537,10 +553,13 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
 
         chat_inputs = [question, chatbot, history, turns, collection, k, hybrid, backend, model, temperature]
         chat_outputs = [chatbot, history, question, sources, turns]
-        submitted = question.submit(on.respond, chat_inputs, chat_outputs, api_visibility="private")
-        clicked = ask_button.click(on.respond, chat_inputs, chat_outputs, api_visibility="private")
+        gate = dict(fn=on.gate, inputs=None, outputs=None, concurrency_limit=None, trigger_mode="multiple",
+                    api_visibility="private")
+        answer = dict(fn=on.respond, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
+        submitted = question.submit(**gate).success(**answer)
+        clicked = ask_button.click(**gate).success(**answer)
         picked = chatbot.example_select(on.pick_example, None, question, api_visibility="private")
-        from_example = picked.then(on.respond, chat_inputs, chat_outputs, api_visibility="private")
+        from_example = picked.then(on.gate, None, None, concurrency_limit=None, api_visibility="private").success(**answer)
         stop_button.click(on.stop, [chatbot], [chatbot], cancels=[submitted, clicked, from_example],
                           api_visibility="private")
         new_button.click(on.new_chat, [collection],
