@@ -23,6 +23,7 @@ import os
 import re
 import tempfile
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,9 +168,11 @@ class _Loaded:
     llama: Any  # llama_cpp.Llama
     has_template: bool
     lock: threading.Lock = field(default_factory=threading.Lock)  # a Llama is not thread-safe
+    closed: bool = False  # unloaded by the LRU; holders load it again
 
 
-_models: dict[tuple[str, int], _Loaded] = {}
+#: Loaded models, least recently used first; at most `keep` (RAG_MAX_LOADED_MODELS) stay loaded.
+_models: "OrderedDict[tuple[str, int], _Loaded]" = OrderedDict()
 _models_lock = threading.Lock()
 _quiet_callback = None  # keep the ctypes callback alive
 
@@ -204,38 +207,66 @@ def _silence_llama_cpp(llama_cpp) -> None:
     _quiet_callback = _quiet
 
 
-def load_local_model(path: Path, n_ctx: int) -> _Loaded:
-    """The llama_cpp.Llama for (path, n_ctx), loaded once per process."""
+def load_local_model(path: Path, n_ctx: int, keep: int = 2) -> _Loaded:
+    """The llama_cpp.Llama for (path, n_ctx), loaded once per process; beyond `keep` loaded
+    models the least recently used is closed (its memory freed) once its current call ends."""
     key = (str(Path(path).resolve()), n_ctx)
-    with _models_lock:
-        loaded = _models.get(key)
-        if loaded is not None:
-            return loaded
-        llama_cpp = _import_llama_cpp()
-        _silence_llama_cpp(llama_cpp)
-        try:
-            llama = llama_cpp.Llama(
-                model_path=key[0],
-                n_ctx=n_ctx,
-                n_threads=os.cpu_count() or 1,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ConfigError(
-                f"RAG_LOCAL_MODEL={path}: llama.cpp could not load it ({_one_line(exc)}); "
-                "is it a complete GGUF file of an architecture this llama-cpp-python supports?"
-            ) from None
-        has_template = bool(llama.metadata.get("tokenizer.chat_template"))
-        if not has_template:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    evicted = []
+    try:
+        with _models_lock:
+            loaded = _models.get(key)
+            if loaded is not None:
+                _models.move_to_end(key)
+                return loaded
+            while len(_models) >= max(1, keep):
+                evicted.append(_models.popitem(last=False)[1])
+            return _load_new(key, path, n_ctx)
+    finally:
+        for old in evicted:
+            _unload(old)
 
-            bos = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "ignore")
-            eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "ignore")
-            llama.chat_handler = Jinja2ChatFormatter(
-                PLAIN_TEMPLATE, eos_token=eos, bos_token=bos
-            ).to_chat_handler()
-        loaded = _models[key] = _Loaded(llama, has_template)
-        return loaded
+
+def _unload(loaded: _Loaded) -> None:
+    with loaded.lock:  # waits for a generation in progress
+        loaded.closed = True
+        try:
+            loaded.llama.close()
+        except Exception:  # pragma: no cover - closing is best effort
+            pass
+        loaded.llama = None
+
+
+def loaded_model_count() -> int:
+    with _models_lock:
+        return len(_models)
+
+
+def _load_new(key: tuple[str, int], path: Path, n_ctx: int) -> _Loaded:
+    llama_cpp = _import_llama_cpp()
+    _silence_llama_cpp(llama_cpp)
+    try:
+        llama = llama_cpp.Llama(
+            model_path=key[0],
+            n_ctx=n_ctx,
+            n_threads=os.cpu_count() or 1,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ConfigError(
+            f"RAG_LOCAL_MODEL={path}: llama.cpp could not load it ({_one_line(exc)}); "
+            "is it a complete GGUF file of an architecture this llama-cpp-python supports?"
+        ) from None
+    has_template = bool(llama.metadata.get("tokenizer.chat_template"))
+    if not has_template:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        bos = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "ignore")
+        eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "ignore")
+        llama.chat_handler = Jinja2ChatFormatter(
+            PLAIN_TEMPLATE, eos_token=eos, bos_token=bos
+        ).to_chat_handler()
+    loaded = _models[key] = _Loaded(llama, has_template)
+    return loaded
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,6 +307,7 @@ class LocalChatModel(BaseChatModel):
     max_tokens: int = 256
     stop: Optional[list[str]] = None
 
+    keep: int = 2  # RAG_MAX_LOADED_MODELS
     _loaded: Any = PrivateAttr(default=None)
 
     @property
@@ -294,9 +326,20 @@ class LocalChatModel(BaseChatModel):
 
     def load(self) -> "LocalChatModel":
         """Load the model now (once per process) rather than on the first call."""
-        if self._loaded is None:
-            self._loaded = load_local_model(Path(self.model_path), self.n_ctx)
+        if self._loaded is None or self._loaded.closed:
+            self._loaded = load_local_model(Path(self.model_path), self.n_ctx, self.keep)
         return self
+
+    @contextmanager
+    def _locked(self) -> Iterator[_Loaded]:
+        """The loaded model, locked for one call; loaded again if the LRU closed it meanwhile."""
+        while True:
+            self.load()
+            loaded = self._loaded
+            with loaded.lock:
+                if not loaded.closed:
+                    yield loaded
+                    return
 
     def _request(self, messages: list[BaseMessage], stop: Optional[list[str]], **kwargs) -> dict:
         self.load()
@@ -314,8 +357,8 @@ class LocalChatModel(BaseChatModel):
         often open with a blank line, which as a plain stop would give an empty answer)."""
         soft = [] if self._loaded.has_template else PLAIN_STOP
         pending, started = "", False
-        with self._loaded.lock:
-            stream = self._loaded.llama.create_chat_completion(**request, stream=True)
+        with self._locked() as loaded:
+            stream = loaded.llama.create_chat_completion(**request, stream=True)
             try:
                 for part in stream:
                     choice = part["choices"][0]
@@ -349,8 +392,8 @@ class LocalChatModel(BaseChatModel):
         request = self._request(messages, stop, **kwargs)
         metadata: dict[str, Any] = {"model_name": self.model_name}
         if self._loaded.has_template:
-            with self._loaded.lock:
-                result = self._loaded.llama.create_chat_completion(**request, stream=False)
+            with self._locked() as loaded:
+                result = loaded.llama.create_chat_completion(**request, stream=False)
             choice = result["choices"][0]
             text, finish = (choice["message"].get("content") or "").lstrip(), choice.get("finish_reason")
             usage = result.get("usage") or {}
@@ -426,6 +469,7 @@ def make_llm(settings: Settings) -> BaseChatModel:
         n_ctx=settings.context_window,
         temperature=settings.temperature,
         max_tokens=settings.max_answer_tokens,
+        keep=settings.max_loaded_models,
     )
     return model.load()
 
