@@ -203,6 +203,7 @@ def _load_pdf(path: Path) -> list[Document]:
 
 
 _DOCX_HEADING = re.compile(r"heading\s*(\d)", re.IGNORECASE)
+_W_T = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}t"  # a run's text element
 
 
 def _load_docx(path: Path) -> list[Document]:
@@ -229,6 +230,8 @@ def _load_docx(path: Path) -> list[Document]:
             for row in _table_rows(block, budget):
                 out.add(row)
             continue
+        if next(block._p.iter(_W_T), None) is None:
+            continue  # no text run: nothing to index (and `block.text`'s XPath is the costly part)
         style_id = block._p.style
         style = styles.get(style_id, default_style) if style_id else default_style
         m = _DOCX_HEADING.match(style)

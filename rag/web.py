@@ -312,8 +312,13 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
 
 
 def _remove_gradio_copy(path: Path) -> None:
-    """Delete an upload's copy in Gradio's cache (a file in a folder of its own) once ingested."""
+    """Delete an upload's copy in Gradio's cache (a file in a folder of its own) once ingested;
+    files elsewhere (a test's, a caller's) are left alone."""
+    from gradio.utils import get_upload_folder
+
     try:
+        if not path.resolve().is_relative_to(Path(get_upload_folder()).resolve()):
+            return
         path.unlink(missing_ok=True)
         path.parent.rmdir()  # only if empty
     except OSError:
@@ -334,7 +339,15 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
     settings: Settings = demo.workspace.settings
     credentials = parse_auth(auth or settings.auth)
     demo.queue(default_concurrency_limit=4, max_size=settings.queue_max_size)
+    app_kwargs = {}
+    if settings.public:  # Gradio's raw upload route draws on the visitor's upload budget too
+        from starlette.middleware import Middleware
+
+        from rag.upload_guard import UploadBudget
+
+        app_kwargs["middleware"] = [Middleware(UploadBudget, quotas=demo.workspace.quotas, header=settings.client_ip_header)]
     demo.launch(
+        app_kwargs=app_kwargs,
         server_name=host,
         server_port=port,
         share=share,

@@ -117,9 +117,8 @@ class Workspace:
         if len(files) > limit:
             return [FileResult(safe_filename(n), "failed", error=f"more than {limit} files in one upload (RAG_MAX_UPLOAD_FILES)") for _, n in files]
         if self.settings.public:
-            try:
-                size = sum(Path(tmp).stat().st_size for tmp, _ in files if Path(tmp).is_file())
-                self.quotas.admit_upload(client or session, len(files), size)
+            try:  # files here; their bytes were charged when they reached the server (rag/upload_guard.py)
+                self.quotas.admit_upload(client or session, len(files), 0)
             except QuotaExceeded as exc:
                 return [FileResult(safe_filename(n), "failed", error=str(exc)) for _, n in files]
         name = self.writable(session, chosen)

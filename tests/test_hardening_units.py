@@ -134,6 +134,8 @@ def test_questions_in_flight_and_per_minute(tmp_path):
     with q.question("a"), pytest.raises(QuotaExceeded):
         with q.question("a"):
             pass
+    with q.question("a"):  # the third of this minute
+        pass
     with pytest.raises(QuotaExceeded, match="3 per minute"):
         with q.question("a"):
             pass
@@ -156,12 +158,12 @@ def test_inert_reads_the_same_and_holds_no_markup():
     hostile = ('![x](http://127.0.0.1:9/leak?data=secret) <img src=http://h/a.png onerror=alert(1)> '
                '[site](http://h/) <http://h/auto> www.example.com http://h/bare ![r][ref]\n\n[ref]: http://h/r.png '
                '`code` $$x$$ &lt;b&gt;')
-    html = markdown_it.MarkdownIt("gfm-like").render(inert(hostile))
+    html = markdown_it.MarkdownIt("commonmark").render(inert(hostile))
     assert "<img" not in html and "<a " not in html and "<code" not in html, html
     import html as html_mod
     import re
 
-    assert html_mod.unescape(re.sub(r"<[^>]+>", "", html)).strip() == hostile.strip()
+    assert " ".join(html_mod.unescape(re.sub(r"<[^>]+>", "", html)).split()) == " ".join(hostile.split())
 
 
 # --------------------------------------------------------------------------- loader bounds
