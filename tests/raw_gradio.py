@@ -109,4 +109,11 @@ def chat_text(result: Result) -> str:
     content = last.get("content") if isinstance(last, dict) else last
     if isinstance(content, list):  # Gradio 6: [{"type": "text", "text": ...}]
         content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return str(content)
+    return unescape(str(content))
+
+
+def unescape(markdown: str) -> str:
+    """Markdown made inert by rag.markup, as the reader sees it (backslash escapes removed)."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)

@@ -26,7 +26,7 @@ import pytest
 
 import docgen
 from conftest import free_port, running_server
-from raw_gradio import RawClient, chat_text, file_data
+from raw_gradio import RawClient, chat_text, file_data, unescape
 
 pytestmark = pytest.mark.slow
 
@@ -152,11 +152,11 @@ def test_model_path_is_ignored_and_no_gguf_on_disk_is_loaded(public, tmp_path):
     shutil.copy(resolve_local_model("smollm2"), stray)
     not_gguf = tmp_path / "notes.txt"
     not_gguf.write_text("plain text")
-    c = client(url, 11)
     before = rss_mb(proc)
     answers = []
-    for path in ("/etc/shadow", "/proc/self/environ", "/nonexistent/x.gguf", str(tmp_path), str(not_gguf), str(stray)):
-        result = respond(c, UNANSWERABLE, "local", path, session=uuid.uuid4().hex[:11])
+    paths = ("/etc/shadow", "/proc/self/environ", "/nonexistent/x.gguf", str(tmp_path), str(not_gguf), str(stray))
+    for n, path in enumerate(paths, 60):  # each from its own address: the per-minute quota is not the point
+        result = respond(client(url, n), UNANSWERABLE, "local", path, session=uuid.uuid4().hex[:11])
         assert result.success, result.error
         answers.append(chat_text(result))
     print(f"\nanswers for six hostile paths: {set(answers)}; RSS {before:.0f} -> {rss_mb(proc):.0f} MB")
@@ -190,7 +190,9 @@ def test_backend_not_allowed_falls_back_to_the_owners(tmp_path_factory, recorder
     with rag_serve(root, OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY=OWNER_KEY) as (url, _):
         seen.clear()
         result = respond(client(url, 13), ANSWERABLE, "openai", "o1-pro")
-        assert result.success and chat_text(result).strip() and "⚠️" not in chat_text(result), chat_text(result)
+        # the radio offers only the owner's backends, so Gradio itself rejects the value (and
+        # rag.policy would fall back to RAG_LLM if it did not)
+        assert not result.success and "not in the list of choices" in (result.error or ""), result
         assert seen == [], "a visitor switched the backend to openai"
 
 
@@ -218,6 +220,7 @@ def test_collection_cannot_be_changed(public, tmp_path):
 def test_visitor_over_question_quota_is_told_while_another_is_served(public):
     url, _, _ = public
     quiet = client(url, 21)
+    respond(client(url, 20), ANSWERABLE)  # warm: the model loaded and the page's code paths run once
     start = time.monotonic()
     alone = respond(quiet, ANSWERABLE)
     solo_s = time.monotonic() - start
@@ -244,11 +247,11 @@ def test_upload_quota_counts_every_session_of_an_address(public, tmp_path):
     c = client(url, 23)
     files = [docgen.make_text(tmp_path / f"f{i}.md", f"# Note {i}\n\nBuoy {i} is painted red and green.\n") for i in range(5)]
     too_many, _ = upload(c, *files[:4], session=uuid.uuid4().hex[:11])  # 4 > 3 files per window
-    assert "upload refused" in json.dumps(too_many.data), too_many.data
+    assert "upload refused" in unescape(str(too_many.data)), too_many.data
     ok, _ = upload(c, *files[:2], session=uuid.uuid4().hex[:11])
     assert "added" in json.dumps(ok.data) and "refused" not in json.dumps(ok.data), ok.data
     again, _ = upload(c, *files[2:4], session=uuid.uuid4().hex[:11])  # a fresh session: same address, same budget
-    text = json.dumps(again.data)
+    text = unescape(str(again.data))
     assert "upload refused" in text and "3 files" in text, text
     other, _ = upload(client(url, 24), files[4], session=uuid.uuid4().hex[:11])
     assert "added" in json.dumps(other.data)
@@ -269,7 +272,7 @@ def test_docx_of_empty_paragraphs_fails_fast_and_another_upload_is_prompt(public
         tiny_s = time.monotonic() - start
         bomb_result, _ = slow.result()
         bomb_s = time.monotonic() - start
-    text = json.dumps(bomb_result.data)
+    text = unescape(str(bomb_result.data))
     print(f"\n{bomb.stat().st_size // 1024} KB DOCX of 700,000 empty paragraphs: failed after {bomb_s:.1f} s; "
           f"another visitor's upload took {tiny_s:.1f} s")
     assert "failed" in text and "more than 200,000 paragraphs" in text, text
