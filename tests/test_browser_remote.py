@@ -77,7 +77,7 @@ def test_remote_images_and_links_are_text_and_never_fetched(browser, listener, t
         page.locator("#ask").click()
         sources = page.locator("#sources")
         sources.filter(has_text="beacon.md").wait_for(timeout=120_000)
-        page.locator("#chat").filter(has_text="answer-leak").wait_for(timeout=60_000)
+        page.locator("#chat").filter(has_text="lit at dusk").wait_for(timeout=60_000)
         time.sleep(2)  # give any image request time to arrive
 
         shown = sources.inner_text()

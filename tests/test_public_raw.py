@@ -257,6 +257,18 @@ def test_upload_quota_counts_every_session_of_an_address(public, tmp_path):
     assert "added" in json.dumps(other.data)
 
 
+def test_raw_upload_route_draws_on_the_mb_budget(public, tmp_path):
+    """/gradio_api/upload stores files before any handler runs: its bytes count too (1 MB here)."""
+    url, _, _ = public
+    c = client(url, 25)
+    blob = docgen.make_text(tmp_path / "blob.txt", "lighthouse " * 60_000)  # 0.63 MB
+    assert c.http.post("/gradio_api/upload", files=[("files", ("a.txt", blob.read_bytes()))]).status_code == 200
+    refused = c.http.post("/gradio_api/upload", files=[("files", ("b.txt", blob.read_bytes()))])
+    print(f"\nsecond 0.63 MB raw upload: {refused.status_code} {refused.text!r}")
+    assert refused.status_code == 429 and "upload refused" in refused.text and "1 MB" in refused.text
+    assert client(url, 26).http.post("/gradio_api/upload", files=[("files", ("c.txt", blob.read_bytes()))]).status_code == 200
+
+
 # ------------------------------------------------------------------ 3. loader bounds through the server
 
 def test_docx_of_empty_paragraphs_fails_fast_and_another_upload_is_prompt(public, tmp_path):
