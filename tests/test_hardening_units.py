@@ -194,3 +194,29 @@ def test_many_paragraphs_under_the_bound_load_quickly(tmp_path):
     start = time.monotonic()
     sections = load_file(tmp_path / "long.docx")
     assert sections and time.monotonic() - start < 20
+
+
+# --------------------------------------------------------------------------- the raw upload route's budget
+
+def test_upload_route_is_charged_and_refused_with_a_reason(tmp_path):
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from rag.upload_guard import UploadBudget
+
+    async def stored(request):
+        return PlainTextResponse(f"stored {len(await request.body())}")
+
+    quotas = VisitorQuotas(owner(tmp_path, public=True, visitor_upload_mb=1))
+    app = Starlette(routes=[Route("/gradio_api/upload", stored, methods=["POST"]), Route("/other", stored, methods=["POST"])],
+                    middleware=[Middleware(UploadBudget, quotas=quotas, header="x-forwarded-for")])
+    http = TestClient(app)
+    half = b"x" * 600_000
+    assert http.post("/gradio_api/upload", content=half, headers={"x-forwarded-for": "9.9.9.9"}).status_code == 200
+    refused = http.post("/gradio_api/upload", content=half, headers={"x-forwarded-for": "9.9.9.9"})
+    assert refused.status_code == 429 and "1 MB per 60 minutes" in refused.text
+    assert http.post("/gradio_api/upload", content=half, headers={"x-forwarded-for": "8.8.8.8"}).status_code == 200
+    assert http.post("/other", content=half * 3, headers={"x-forwarded-for": "9.9.9.9"}).status_code == 200
