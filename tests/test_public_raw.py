@@ -187,13 +187,23 @@ def test_openai_model_on_the_owners_key_is_the_owners_model(public, recorder):
 def test_backend_not_allowed_falls_back_to_the_owners(tmp_path_factory, recorder):
     root = tmp_path_factory.mktemp("no-openai")
     base, seen = recorder
-    with rag_serve(root, OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY=OWNER_KEY) as (url, _):
+    with rag_serve(root, OPENAI_BASE_URL=base + "/v1", OPENAI_API_KEY=OWNER_KEY, RAG_QUEUE_MAX_SIZE=2) as (url, _):
         seen.clear()
         result = respond(client(url, 13), ANSWERABLE, "openai", "o1-pro")
         # the radio offers only the owner's backends, so Gradio itself rejects the value (and
         # rag.policy would fall back to RAG_LLM if it did not)
         assert not result.success and "not in the list of choices" in (result.error or ""), result
         assert seen == [], "a visitor switched the backend to openai"
+
+        # the queue is bounded (RAG_QUEUE_MAX_SIZE=2 here): a burst of joins beyond it is refused
+        joins = []
+        for n in range(10):
+            c = client(url, 100 + n)
+            fn, _ = c.event(c.component_id(elem_id="question"), "submit")
+            joins.append(c.join(fn, [ANSWERABLE, [], None, None, 4, True, "local", "", 0.0])[1])
+        full = [r for r in joins if r.status_code != 200]
+        print(f"\n10 joins at once, queue max_size 2: {len(full)} refused: {full[0].text if full else ''}")
+        assert full and all("Queue is full" in r.text for r in full)
 
 
 def test_collection_cannot_be_changed(public, tmp_path):
