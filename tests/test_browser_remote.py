@@ -49,7 +49,7 @@ def listener():
 
 def test_remote_images_and_links_are_text_and_never_fetched(browser, listener, tmp_path, monkeypatch):  # noqa: F811
     import rag.llm
-    from rag.web import build_app
+    from rag.app.web import build_app
 
     base, seen = listener
     doc = docgen.make_text(

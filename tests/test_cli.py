@@ -1,14 +1,13 @@
 """The `rag` CLI as a user sees it: exit codes, JSON shapes, human output, error messages.
 
 Real packaged embedder, real Chroma in tmp_path, real generated documents. Most tests call
-`rag.cli.main` in-process (the embedder loads once per process); the few marked slow run the
+`rag.app.cli.main` in-process (the embedder loads once per process); the few marked slow run the
 installed CLI in a subprocess, as a user's shell would.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from docgen import make_empty, make_encrypted_pdf, make_image_only_pdf, make_pdf, make_random_bytes, make_text
-from rag.cli import main
+from rag.app.cli import main
 
 TOTAL_KEYS = {"files", "added", "unchanged", "updated", "failed", "chunks"}
 HIT_KEYS = {"rank", "score", "source", "page", "chunk_id", "text"}
@@ -68,7 +67,7 @@ def cli_env(data_dir: Path) -> dict[str, str]:
 
 def rag_cli(args: list[str], data_dir: Path, cwd: Path, stdin: str | None = None):
     return subprocess.run(
-        [sys.executable, "-m", "rag.cli", *args],
+        [sys.executable, "-m", "rag.app", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -232,6 +231,25 @@ def test_search_json_shape_and_page_of_a_pdf_fact(corpus, data_dir, capsys):
     assert "flooding" in top["text"]
 
     assert len(search(capsys, "ferry", k=1)) == 1
+
+
+def test_search_gives_the_passages_ask_would_use(corpus, data_dir, capsys, monkeypatch):
+    """`rag search` runs the chain's retrieval: hybrid by default, dense-only with RAG_HYBRID=false."""
+    from rag.embeddings import make_embedder
+    from rag.retrieval import Retriever
+    from rag.settings import load_settings
+    from rag.store import open_store
+
+    assert run_json(capsys, "ingest", str(corpus), "--json")[0] == 0
+    query = "When does the night ferry to Bodø leave from pier 4?"
+    for hybrid in ("true", "false"):
+        monkeypatch.setenv("RAG_HYBRID", hybrid)
+        settings = load_settings()
+        expected = Retriever(open_store(settings, make_embedder(settings), create=False), settings).retrieve(query, k=5)
+        hits = search(capsys, query, k=5)
+        assert [h["chunk_id"] for h in hits] == [h.chunk_id for h in expected]
+        assert [h["score"] for h in hits] == [h.score for h in expected]
+        assert any("bm25_rank" in h.metadata for h in expected) == (hybrid == "true")
 
 
 def test_search_human_output(corpus, data_dir, capsys):
@@ -417,8 +435,10 @@ def test_subprocess_search_reads_queries_from_stdin(corpus, data_dir, capsys, tm
 
 @pytest.mark.slow
 def test_subprocess_help(tmp_path):
+    """The installed console script itself (pyproject's [project.scripts]), next to the interpreter."""
     exe = Path(sys.executable).parent / "rag"
-    cmd = [str(exe)] if exe.exists() else [shutil.which("rag") or "rag"]
+    assert exe.exists(), f"no `rag` console script beside {sys.executable}: pip install -e ."
+    cmd = [str(exe)]
     proc = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=300,
                           env=cli_env(tmp_path / "data"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -205,7 +205,7 @@ def test_upload_route_is_charged_and_refused_with_a_reason(tmp_path):
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from rag.upload_guard import UploadBudget
+    from rag.app.upload_guard import UploadBudget
 
     async def stored(request):
         return PlainTextResponse(f"stored {len(await request.body())}")

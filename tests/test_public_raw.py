@@ -71,7 +71,7 @@ def listener():
 
 # ------------------------------------------------------------------ the server
 
-SERVE = "import sys\ntry:\n    from rag.app.cli import main\nexcept ImportError:\n    from rag.cli import main\nsys.exit(main(sys.argv[1:]))"
+SERVE = "import sys\nfrom rag.app.cli import main\nsys.exit(main(sys.argv[1:]))"
 
 
 @contextmanager

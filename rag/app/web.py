@@ -1,6 +1,6 @@
 """The Gradio chat app. `build_app(settings)` makes the Blocks; app.py and `rag serve` launch it.
 
-Everything the app does lives in rag.workspace; this module only lays out the page, turns
+Everything the app does lives in rag.app.workspace; this module only lays out the page, turns
 events into Workspace calls and renders the results. Answers and sources arrive as data
 (rag.schema) and are formatted here, at the edge. Named endpoints (/ask, /upload, /documents)
 make the same features available to gradio_client.
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from ingest.loaders import SUPPORTED_EXTENSIONS
+from ingest.loaders import LOADERS
 from rag import policy
 from rag.errors import RagError
 from rag.markup import inert, inert_line
-from rag.quota import QuotaExceeded, client_key
+from rag.quota import client_key
 from rag.schema import Answer, FileResult
 from rag.settings import Settings, load_settings
-from rag.workspace import Workspace
+from rag.app.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -118,43 +118,46 @@ def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: li
         yield chat, history, ""
 
 
-# --- the app ----------------------------------------------------------------------------------
-def build_app(settings: Settings | None = None) -> gr.Blocks:
-    settings = settings or load_settings()
-    ws = Workspace(settings)
-    public = settings.public
-    if settings.preload:
-        preload(ws)
+# --- the handlers -----------------------------------------------------------------------------
+class Handlers:
+    """What each event of the page does, as named methods over one Workspace (the layout below
+    only wires them). Gradio passes `request` for the visitor's session."""
 
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+        self.settings = ws.settings
+        self.public = ws.settings.public
+
+    @staticmethod
     def session(request: gr.Request | None) -> str:
         return getattr(request, "session_hash", None) or "local"
 
-    def client(request: gr.Request | None) -> str:
+    def client(self, request: gr.Request | None) -> str:
         """The address a request's quota is charged to (see rag/quota.py)."""
         host = getattr(getattr(request, "client", None), "host", None)
-        return client_key(host, getattr(request, "headers", None), settings.client_ip_header)
+        return client_key(host, getattr(request, "headers", None), self.settings.client_ip_header)
 
-    def question_slot(request: gr.Request | None):
-        return ws.quotas.question(client(request)) if public else contextlib.nullcontext()
+    def question_slot(self, request: gr.Request | None):
+        return self.ws.quotas.question(self.client(request)) if self.public else contextlib.nullcontext()
 
-    def shown(source: str) -> str:
+    def shown(self, source: str) -> str:
         """In public mode visitors see file names, not the owner's server paths."""
-        return Path(source).name if public else source
+        return Path(source).name if self.public else source
 
-    def doc_rows(request: gr.Request, collection: str):
-        docs = ws.documents(session(request), collection)
-        rows = [[shown(d.source), d.chunks, "yours" if mine else "shared (read-only)"] for d, mine in docs]
+    def doc_rows(self, request: gr.Request, collection: str):
+        docs = self.ws.documents(self.session(request), collection)
+        rows = [[self.shown(d.source), d.chunks, "yours" if mine else "shared (read-only)"] for d, mine in docs]
         deletable = [d.source for d, mine in docs if mine]
         return rows, gr.update(choices=deletable, value=None)
 
-    # --- handlers ---------------------------------------------------------------------------
-    def respond(message, chat, history, collection, k, hybrid, backend, model, temperature, request: gr.Request):
+    # --- page events -------------------------------------------------------------------------
+    def respond(self, message, chat, history, collection, k, hybrid, backend, model, temperature, request: gr.Request):
         # Whatever the request carries, only what the owner allows is used (rag/policy.py).
         try:
-            settings_now = policy.visitor_overrides(settings, k, hybrid, backend, model, temperature)
-            with question_slot(request):
-                turns = chat_turn(ws, session(request), message, chat, history,
-                                  policy.chosen_collection(settings, collection), settings_now)
+            settings_now = policy.visitor_overrides(self.settings, k, hybrid, backend, model, temperature)
+            with self.question_slot(request):
+                turns = chat_turn(self.ws, self.session(request), message, chat, history,
+                                  policy.chosen_collection(self.settings, collection), settings_now)
                 for chat_now, history_now, sources_md in turns:
                     yield chat_now, history_now, "", sources_md if sources_md is not None else gr.update()
         except RagError as exc:  # a refused model or a quota: said in the chat
@@ -162,66 +165,81 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                                               {"role": "assistant", "content": f"⚠️ {inert(str(exc))}"}]
             yield shown_chat, history, "", ""
 
-    def upload(files, collection, request: gr.Request, progress=gr.Progress()):
+    def upload(self, files, collection, request: gr.Request, progress=gr.Progress()):
         paths = [Path(f if isinstance(f, str) else f.name) for f in (files or [])]
         if not paths:
-            rows, choices = doc_rows(request, collection)
+            rows, choices = self.doc_rows(request, collection)
             return "", rows, choices, None
 
         def report(i: int, n: int, name: str) -> None:
             progress((i, n), desc=f"Ingesting {name}" if name else "Done", unit="files")
 
         try:
-            results = ws.upload([(p, p.name) for p in paths], session(request), collection, report, client(request))
+            results = self.ws.upload([(p, p.name) for p in paths], self.session(request), collection, report,
+                                     self.client(request))
         finally:
             for p in paths:  # Gradio's cached copy: ours is in RAG_DATA_DIR/uploads now
                 _remove_gradio_copy(p)
-        rows, choices = doc_rows(request, collection)
+        rows, choices = self.doc_rows(request, collection)
         return render_results(results), rows, choices, None
 
-    def delete(source, collection, request: gr.Request):
+    def delete(self, source, collection, request: gr.Request):
         if source:
-            removed = ws.delete(session(request), collection, source)
+            removed = self.ws.delete(self.session(request), collection, source)
             gr.Info(f"Deleted {source} ({removed} chunks)." if removed else f"{source} is not yours to delete.")
-        return doc_rows(request, collection)
+        return self.doc_rows(request, collection)
 
-    def use_collection(name, request: gr.Request):
-        name = (policy.chosen_collection(settings, name) or "").strip() or settings.collection
+    def use_collection(self, name, request: gr.Request):
+        name = (policy.chosen_collection(self.settings, name) or "").strip() or self.settings.collection
         try:
             load_settings(collection=name)
         except RagError as exc:
             gr.Warning(str(exc))
-            name = settings.collection
-        if not public:
-            ws.store(name)  # create it if new
-        rows, choices = doc_rows(request, name)
-        return name, [], [], "", rows, choices, gr.update(choices=ws.collections(), value=name)
+            name = self.settings.collection
+        if not self.public:
+            self.ws.store(name)  # create it if new
+        rows, choices = self.doc_rows(request, name)
+        return name, [], [], "", rows, choices, gr.update(choices=self.ws.collections(), value=name)
 
-    def refresh(collection, request: gr.Request):
-        rows, choices = doc_rows(request, collection)
-        return rows, choices, gr.update(choices=ws.collections(), value=collection)
+    def refresh(self, collection, request: gr.Request):
+        rows, choices = self.doc_rows(request, collection)
+        return rows, choices, gr.update(choices=self.ws.collections(), value=collection)
 
-    # --- API-only endpoints -------------------------------------------------------------------
-    def ask(question: str, request: gr.Request) -> dict:
+    # --- API-only endpoints ------------------------------------------------------------------
+    def ask(self, question: str, request: gr.Request) -> dict:
         """Answer a question from the documents; returns the answer with its citations."""
         try:
-            with question_slot(request):
-                answer = ws.chain(session(request), None).ask(question).to_json()
+            with self.question_slot(request):
+                answer = self.ws.chain(self.session(request), None).ask(question).to_json()
             for citation in answer["citations"]:
-                citation["source"] = shown(citation["source"])
+                citation["source"] = self.shown(citation["source"])
             return answer
         except RagError as exc:
-            error = policy.redact(str(exc), settings)
+            error = policy.redact(str(exc), self.settings)
             return {"answer": "", "citations": [], "rewritten_query": None, "refused": False, "error": error}
 
-    def documents(request: gr.Request) -> list[dict]:
+    def documents(self, request: gr.Request) -> list[dict]:
         """The documents this session's questions can read."""
         return [
-            {"source": shown(d.source), "chunks": d.chunks, "deletable": mine}
-            for d, mine in ws.documents(session(request), None)
+            {"source": self.shown(d.source), "chunks": d.chunks, "deletable": mine}
+            for d, mine in self.ws.documents(self.session(request), None)
         ]
 
-    # --- layout -------------------------------------------------------------------------------
+
+# --- the app ----------------------------------------------------------------------------------
+def build_app(settings: Settings | None = None) -> gr.Blocks:
+    settings = settings or load_settings()
+    ws = Workspace(settings)
+    if settings.preload:
+        preload(ws)
+    demo = layout(settings, Handlers(ws))
+    demo.workspace = ws  # for tests and for launch()'s warm-up
+    return demo
+
+
+def layout(settings: Settings, on: Handlers) -> gr.Blocks:
+    """The page: chat and sources on the left; documents, collection and settings tabs on the right."""
+    public = settings.public
     # Gradio's own cache (uploads not yet handed to us, files it serves at /gradio_api/file=) is
     # emptied of anything older than the visitor TTL, checked every few minutes.
     ttl_s = int(settings.session_ttl_minutes * 60)
@@ -249,7 +267,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                 with gr.Tab("Documents"):
                     files = gr.File(
                         file_count="multiple",
-                        file_types=sorted(SUPPORTED_EXTENSIONS),
+                        file_types=sorted(LOADERS),
                         label=f"Drop documents here (up to {settings.max_upload_files} files, "
                         f"{settings.max_file_mb:g} MB each)",
                         elem_id="upload",
@@ -283,7 +301,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                                        interactive=len(policy.allowed_backends(settings)) > 1)
                     model = gr.Textbox(
                         value=settings.local_model if settings.llm == "local" else settings.openai_model,
-                        label="Model (local: smollm2, gemma3-270m or a GGUF path; openai: model name)",
+                        label="Model (local: gemma3-270m, smollm2 or a GGUF path; openai: model name)",
                         interactive=not public,
                     )
                     temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature")
@@ -291,23 +309,22 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
 
         chat_inputs = [question, chatbot, history, collection, k, hybrid, backend, model, temperature]
         chat_outputs = [chatbot, history, question, sources]
-        question.submit(respond, chat_inputs, chat_outputs, api_visibility="private")
-        ask_button.click(respond, chat_inputs, chat_outputs, api_visibility="private")
-        files.upload(upload, [files, collection], [upload_status, docs_table, doc_choice, files], api_name="upload")
-        delete_button.click(delete, [doc_choice, collection], [docs_table, doc_choice], api_name="delete")
+        question.submit(on.respond, chat_inputs, chat_outputs, api_visibility="private")
+        ask_button.click(on.respond, chat_inputs, chat_outputs, api_visibility="private")
+        files.upload(on.upload, [files, collection], [upload_status, docs_table, doc_choice, files], api_name="upload")
+        delete_button.click(on.delete, [doc_choice, collection], [docs_table, doc_choice], api_name="delete")
         # the model box follows the backend: never a local model name sent as the OpenAI model
         backend.change(lambda b: settings.local_model if b == "local" else settings.openai_model,
                        backend, model, api_visibility="private")
         use_button.click(
-            use_collection,
+            on.use_collection,
             [collection_box],
             [collection, chatbot, history, sources, docs_table, doc_choice, collection_box],
             api_visibility="private",
         )
-        demo.load(refresh, [collection], [docs_table, doc_choice, collection_box], api_visibility="private")
-        gr.api(ask, api_name="ask")
-        gr.api(documents, api_name="documents")
-    demo.workspace = ws  # for tests and for launch()'s warm-up
+        demo.load(on.refresh, [collection], [docs_table, doc_choice, collection_box], api_visibility="private")
+        gr.api(on.ask, api_name="ask")
+        gr.api(on.documents, api_name="documents")
     return demo
 
 
@@ -343,7 +360,7 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
     if settings.public:  # Gradio's raw upload route draws on the visitor's upload budget too
         from starlette.middleware import Middleware
 
-        from rag.upload_guard import UploadBudget
+        from rag.app.upload_guard import UploadBudget
 
         app_kwargs["middleware"] = [Middleware(UploadBudget, quotas=demo.workspace.quotas, header=settings.client_ip_header)]
     demo.launch(
