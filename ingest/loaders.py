@@ -6,10 +6,11 @@ separated by a blank line ("\\n\\n") so a splitter can prefer those boundaries.
 Sections may be long; another module splits them into chunks.
 
 `metadata` holds only these keys, each omitted when it does not apply (never None):
-  page    int  1-based PDF page or PPTX slide number
+  page    int  1-based PDF page, PPTX slide or multi-page TIFF page number
   heading str  heading path, e.g. "Install > Linux" (PPTX: the slide title)
   sheet   str  XLSX sheet name
   row     int  spreadsheet row number as shown by a spreadsheet program (header = 1)
+  ocr     bool True when the text was read by OCR (ingest/ocr.py), so it may hold misreadings
 The caller adds `source` and ids. Headings live in metadata, not in the text
 (except PPTX, where the title is also slide text).
 
@@ -193,9 +194,12 @@ def _load_pdf(path: Path) -> list[Document]:
             raise LoadError(f"not a valid PDF ({_detail(exc)})") from exc
     if not texts:
         raise LoadError("PDF has no pages")
-    docs = [_doc(t.replace("\x00", "").strip(), page=i) for i, t in enumerate(texts, 1) if t.strip()]
+    from ingest import ocr  # pages without a usable text layer are read by OCR (RAG_OCR)
+
+    texts, by_ocr = ocr.complete_pdf_pages(path, [t.replace("\x00", "").strip() for t in texts])
+    docs = [_doc(t, page=i + 1, ocr=i in by_ocr or None) for i, t in enumerate(texts) if t.strip()]
     if not docs:
-        raise LoadError(f"no extractable text — scanned? ({len(texts)} pages with no text layer; run OCR first)")
+        raise LoadError(ocr.no_text_reason(len(texts)))
     return docs
 
 
@@ -458,6 +462,18 @@ def _load_text(path: Path) -> list[Document]:
     return [_doc(text.strip())] if text.strip() else []
 
 
+def _load_epub(path: Path) -> list[Document]:
+    from ingest.epub import load_epub
+
+    return load_epub(path)
+
+
+def _load_image(path: Path) -> list[Document]:
+    from ingest.ocr import load_image
+
+    return load_image(path)
+
+
 @dataclass(frozen=True)
 class Loader:
     load: Callable[[Path], list[Document]]
@@ -479,6 +495,13 @@ LOADERS: dict[str, Loader] = {
     ".text": Loader(_load_text, "plain text"),
     ".log": Loader(_load_text, "plain text"),
     ".rst": Loader(_load_text, "plain text"),
+    ".epub": Loader(_load_epub, "EPUB"),
+    ".png": Loader(_load_image, "PNG image"),
+    ".jpg": Loader(_load_image, "JPEG image"),
+    ".jpeg": Loader(_load_image, "JPEG image"),
+    ".tif": Loader(_load_image, "TIFF image"),
+    ".tiff": Loader(_load_image, "TIFF image"),
+    ".webp": Loader(_load_image, "WebP image"),
 }
 
 

@@ -36,9 +36,13 @@ def _cell(text: str) -> str:
 def render_results(results: list[FileResult]) -> str:
     if not results:
         return ""
-    rows = ["| file | result | chunks | reason |", "|---|---|---|---|"]
+    rows = ["| file | result | chunks | read | seconds | reason |", "|---|---|---|---|---|---|"]
     for r in results:
-        rows.append(f"| {_cell(r.path)} | {STATUS_ICONS[r.status]} | {r.chunks or ''} | {_cell(r.error or '')} |")
+        read = r.read.describe() if r.read else ""
+        note = r.error or (r.read.warning if r.read else None) or ""
+        seconds = f"{r.seconds:.1f}" if r.status != "failed" else ""
+        rows.append(f"| {_cell(r.path)} | {STATUS_ICONS[r.status]} | {r.chunks or ''} | {_cell(read)} | {seconds} "
+                    f"| {_cell(note)} |")
     return "\n".join(rows)
 
 
