@@ -17,7 +17,8 @@ Auth: with RAG_AUTH=user:password set, every request needs `Authorization: Beare
 
 Public mode (RAG_PUBLIC): the caller cannot choose the collection or the model: the `model` field is
 accepted and ignored, answers come from the shared collection only (read-only; this API writes
-nothing), temperature and max_tokens are the server's.
+nothing), temperature and max_tokens are the server's; each address's questions count against the
+same quotas as the web page's (rag/quota.py), and going over them is a 429.
 """
 
 from __future__ import annotations
@@ -188,9 +189,17 @@ class OpenAIApi:
             return
         yield from chain.stream(question, history)
 
-    def complete(self, body: dict) -> dict:
+    def quota(self, client: str | None):
+        """Public mode: one question slot of the caller's address (QuotaExceeded when over)."""
+        import contextlib
+
+        if not self.public or client is None:
+            return contextlib.nullcontext()
+        return self.ws.quotas.question(client)
+
+    def complete(self, body: dict, client: str | None = None) -> dict:
         prepared = self.prepare(body)
-        with self._slots:
+        with self.quota(client), self._slots:
             answer = None
             for piece in self.pieces(prepared):
                 if not isinstance(piece, str):
@@ -205,7 +214,7 @@ class OpenAIApi:
             "refused": answer.refused,
         }
 
-    def stream(self, body: dict) -> Iterator[str]:
+    def stream(self, body: dict, quota=None) -> Iterator[str]:
         """SSE lines. The chain streams the model's words; the final Answer may differ (markers
         normalised, repeats dropped), so the last chunk carries the citations and the finished
         answer's text (`answer`) for clients that want it exact."""
@@ -218,7 +227,11 @@ class OpenAIApi:
 
         prepared = self.prepare(body)
         self._slots.acquire()  # released in `finally`, which runs once the generator has started
+        entered = False
         try:
+            if quota is not None:
+                quota.__enter__()
+                entered = True
             yield chunk({"role": "assistant", "content": ""})
             for piece in self.pieces(prepared):
                 if isinstance(piece, str):
@@ -234,6 +247,8 @@ class OpenAIApi:
             log.exception("API answer failed")
             yield f"data: {json.dumps({'error': {'message': f'{type(exc).__name__}: {exc}', 'type': 'server_error'}})}\n\n"
         finally:
+            if entered:
+                quota.__exit__(None, None, None)
             self._slots.release()
         yield "data: [DONE]\n\n"
 
@@ -254,21 +269,29 @@ class OpenAIApi:
             ]}
 
         @router.post("/chat/completions")
-        def chat_completions(body: dict):
+        def chat_completions(body: dict, request: Request):
+            from rag.quota import QuotaExceeded, client_key
+
+            client = client_key(getattr(request.client, "host", None), request.headers,
+                                getattr(self.settings, "client_ip_header", ""))
             try:
                 if body.get("stream"):
-                    return self._start_stream(body)
-                return self.complete(body)
+                    return self._start_stream(body, client)
+                return self.complete(body, client)
             except ApiError as exc:
                 return exc.response()
+            except QuotaExceeded as exc:
+                return ApiError(429, str(exc), "rate_limit_exceeded", "rate_limit_exceeded").response()
             except RagError as exc:
                 return ApiError(500, str(exc), "server_error").response()
 
         return router
 
-    def _start_stream(self, body: dict) -> StreamingResponse:
+    def _start_stream(self, body: dict, client: str | None = None) -> StreamingResponse:
         self.prepare(body)  # a bad request is a 4xx here, not an error inside a 200 stream
-        return StreamingResponse(self.stream(body), media_type="text/event-stream",
+        # the quota is taken inside the stream (so a client gone before it starts holds no slot):
+        # over it, the stream is one error event
+        return StreamingResponse(self.stream(body, self.quota(client)), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     def _authorise(self, request: Request) -> None:

@@ -148,9 +148,10 @@ def _short(text: str, limit: int = 90) -> str:
 
 
 def link_markers(answer: str, turn: int, numbers: set[int]) -> str:
-    """[n] in the answer's Markdown as links to its passage in the panel (only numbers it has)."""
+    """[n] in the answer's Markdown (plain, or escaped as `\\[n\\]` by rag.markup.inert) as links to
+    its passage in the panel (only numbers it has). The link is a fragment of this page: it fetches nothing."""
     def link(m: re.Match) -> str:
         n = int(m.group(1))
         return f"[\\[{n}\\]](#src-{turn}-{n})" if n in numbers else m.group(0)
 
-    return re.sub(r"\[(\d{1,2})\]", link, answer)
+    return re.sub(r"\\?\[(\d{1,2})\\?\]", link, answer)

@@ -8,13 +8,17 @@ make the same features available to gradio_client.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
 import gradio as gr
 
 from ingest.loaders import LOADERS
+from rag import policy
 from rag.errors import RagError
+from rag.markup import inert, inert_line
+from rag.quota import client_key
 from rag.schema import Answer, FileResult
 from rag.settings import Settings, load_settings
 from rag.app.feedback import FeedbackLog, chat_json, chat_markdown, make_turn
@@ -29,7 +33,7 @@ STATUS_WORDS = {"added": "added", "updated": "updated", "unchanged": "unchanged"
 
 # --- rendering --------------------------------------------------------------------------------
 def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return inert_line(text)  # also escapes "|"; file names and reasons never render as Markdown
 
 
 def render_results(results: list[FileResult]) -> str:
@@ -48,7 +52,7 @@ def render_results(results: list[FileResult]) -> str:
 def render_sources(answer: Answer) -> str:
     lines = []
     if answer.rewritten_query:
-        lines.append(f"**Searched for:** {answer.rewritten_query}\n")
+        lines.append(f"**Searched for:** {inert_line(answer.rewritten_query)}\n")
     if answer.refused:
         lines.append("**Not found in your documents.** No passage was close enough to the question, so no answer was generated.")
         return "\n".join(lines)
@@ -65,18 +69,13 @@ def render_sources(answer: Answer) -> str:
         note = f" — {'; '.join(notes)}" if notes else ""
         quote = " ".join(c.text.split())
         quote = quote[:600] + ("…" if len(quote) > 600 else "")
-        lines.append(f"**[{c.n}] {where}** (similarity {c.score:.2f}){note}\n\n> {quote}\n")
+        # passages and names are the documents' text: shown as text, never as images or links
+        lines.append(f"**[{c.n}] {inert_line(where)}** (similarity {c.score:.2f}){note}\n\n> {inert(quote)}\n")
     return "\n".join(lines)
 
 
 def _backend_status(settings: Settings) -> str:
-    from rag.llm import describe_llm
-
-    local = describe_llm(settings.model_copy(update={"llm": "local"}))
-    if settings.openai_api_key or settings.openai_base_url:
-        remote = describe_llm(settings.model_copy(update={"llm": "openai"}))
-    else:
-        remote = "openai: **not configured** (set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible server)"
+    local, remote = policy.describe_backends_for_visitors(settings)  # no URL or path in public mode
     mode = "public: your uploads are private to your session" if settings.public else "private"
     return f"- {local}\n- {remote}\n- mode: {mode}"
 
@@ -105,23 +104,24 @@ def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: li
     if not message:
         yield chat, history, None
         return
-    chat = list(chat or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    # The answer is the model's text and may repeat a document's Markdown: shown as text (markup.py).
+    chat = list(chat or []) + [{"role": "user", "content": inert(message)}, {"role": "assistant", "content": ""}]
     yield chat, history, "_Searching your documents…_"
     try:
         chain = ws.chain(session, collection, overrides)
         answer = None
         for piece in chain.stream(message, history):
             if isinstance(piece, str):
-                chat[-1]["content"] += piece
+                chat[-1]["content"] += inert(piece)
                 yield chat, history, None
             else:
                 answer = piece
-        chat[-1]["content"] = answer.answer
+        chat[-1]["content"] = inert(answer.answer)
         if on_answer:
             on_answer(answer)
         yield chat, history + [(message, answer.answer)], render_sources(answer)
     except RagError as exc:
-        chat[-1]["content"] = f"⚠️ {exc}"
+        chat[-1]["content"] = f"⚠️ {inert(policy.redact(str(exc), ws.settings))}"
         yield chat, history, ""
     except Exception as exc:  # a bug: still a message in the chat, the traceback goes to the log
         log.exception("answering failed")
@@ -153,12 +153,13 @@ class Handlers:
     def session(request: gr.Request | None) -> str:
         return getattr(request, "session_hash", None) or "local"
 
-    @staticmethod
-    def overrides(k, hybrid, backend, model, temperature) -> dict:
-        out = {"k": int(k), "hybrid": bool(hybrid), "llm": backend, "temperature": float(temperature)}
-        if model and model.strip():
-            out["local_model" if backend == "local" else "openai_model"] = model.strip()
-        return out
+    def client(self, request: gr.Request | None) -> str:
+        """The address a request's quota is charged to (see rag/quota.py)."""
+        host = getattr(getattr(request, "client", None), "host", None)
+        return client_key(host, getattr(request, "headers", None), self.settings.client_ip_header)
+
+    def question_slot(self, request: gr.Request | None):
+        return self.ws.quotas.question(self.client(request)) if self.public else contextlib.nullcontext()
 
     def shown(self, source: str) -> str:
         """In public mode visitors see file names, not the owner's server paths."""
@@ -197,7 +198,7 @@ class Handlers:
             text = ("**No documents yet.** Add files under *Documents*; then ask about them here. "
                     "Every answer lists the passages it found, and says so when your documents do not hold the answer.")
             return gr.update(placeholder=text, examples=None)
-        names = ", ".join(source_name(d.source) for d, _ in docs[:6]) + (f" and {len(docs) - 6} more" if len(docs) > 6 else "")
+        names = ", ".join(inert_line(source_name(d.source)) for d, _ in docs[:6]) + (f" and {len(docs) - 6} more" if len(docs) > 6 else "")
         text = f"**{len(docs)} document{'s' if len(docs) != 1 else ''} loaded:** {names}.\n\nAsk anything about them, or try:"
         examples = [{"text": q} for q in self.starters(request, collection)]
         return gr.update(placeholder=text, examples=examples or None)
@@ -208,26 +209,34 @@ class Handlers:
         """Yields (chat, history, question box, sources panel, turns); runs after `gate` let it."""
         session = self.session(request)
         question = (message or "").strip()
-        settings_now = self.overrides(k, hybrid, backend, model, temperature)
-        record = {**settings_now, "collection": collection,
-                  "model": settings_now.get("local_model" if backend == "local" else "openai_model")
-                  or (self.settings.local_model if backend == "local" else self.settings.openai_model)}
         got: list[Answer] = []
         self._busy.add(session)  # gate() did already; an API caller may not have
         try:
-            first = True
-            for chat_now, history_now, _ in chat_turn(self.ws, session, message, chat, history, collection,
-                                                      settings_now, on_answer=got.append):
-                if got:
-                    turns = turns + [self._turn(question, got[0], record)]
-                    numbers = {p["n"] for p in turns[-1]["passages"]}
-                    chat_now[-1]["content"] = link_markers(got[0].answer, len(turns) - 1, numbers)
-                    yield chat_now, history_now, "", render_panel(turns), turns
-                elif first and question:
-                    yield chat_now, history_now, "", '<p class="src-searching">Searching your documents…</p>' + render_panel(turns), turns
-                else:
-                    yield chat_now, history_now, "", gr.update(), turns
-                first = False
+            # Whatever the request carries, only what the owner allows is used (rag/policy.py).
+            settings_now = policy.visitor_overrides(self.settings, k, hybrid, backend, model, temperature)
+            chosen = policy.chosen_collection(self.settings, collection)
+            used = settings_now.get("llm", self.settings.llm)
+            record = {**settings_now, "collection": chosen or self.settings.collection,
+                      "model": settings_now.get("local_model" if used == "local" else "openai_model")}
+            with self.question_slot(request):
+                first = True
+                for chat_now, history_now, _ in chat_turn(self.ws, session, message, chat, history, chosen,
+                                                          settings_now, on_answer=got.append):
+                    if got:
+                        turns = turns + [self._turn(question, got[0], record)]
+                        numbers = {p["n"] for p in turns[-1]["passages"]}
+                        chat_now[-1]["content"] = link_markers(inert(got[0].answer), len(turns) - 1, numbers)
+                        yield chat_now, history_now, "", render_panel(turns), turns
+                    elif first and question:
+                        yield (chat_now, history_now, "",
+                               '<p class="src-searching">Searching your documents…</p>' + render_panel(turns), turns)
+                    else:
+                        yield chat_now, history_now, "", gr.update(), turns
+                    first = False
+        except RagError as exc:  # a refused model or a quota: said in the chat
+            shown_chat = list(chat or []) + [{"role": "user", "content": inert(question)},
+                                              {"role": "assistant", "content": f"⚠️ {inert(str(exc))}"}]
+            yield shown_chat, history, "", gr.update(), turns
         finally:
             self._busy.discard(session)
 
@@ -360,7 +369,12 @@ class Handlers:
         def report(i: int, n: int, name: str) -> None:
             progress((i, n), desc=f"Ingesting {name}" if name else "Done", unit="files")
 
-        results = self.ws.upload([(p, p.name) for p in paths], self.session(request), collection, report)
+        try:
+            results = self.ws.upload([(p, p.name) for p in paths], self.session(request), collection, report,
+                                     self.client(request))
+        finally:
+            for p in paths:  # Gradio's cached copy: ours is in RAG_DATA_DIR/uploads now
+                _remove_gradio_copy(p)
         rows, choices = self.doc_rows(request, collection)
         return render_results(results), rows, choices, None
 
@@ -371,7 +385,7 @@ class Handlers:
         return self.doc_rows(request, collection)
 
     def use_collection(self, name, request: gr.Request):
-        name = (name or "").strip() or self.settings.collection
+        name = (policy.chosen_collection(self.settings, name) or "").strip() or self.settings.collection
         try:
             load_settings(collection=name)
         except RagError as exc:
@@ -396,12 +410,14 @@ class Handlers:
     def ask(self, question: str, request: gr.Request) -> dict:
         """Answer a question from the documents; returns the answer with its citations."""
         try:
-            answer = self.ws.chain(self.session(request), None).ask(question).to_json()
+            with self.question_slot(request):
+                answer = self.ws.chain(self.session(request), None).ask(question).to_json()
             for citation in answer["citations"]:
                 citation["source"] = self.shown(citation["source"])
             return answer
         except RagError as exc:
-            return {"answer": "", "citations": [], "rewritten_query": None, "refused": False, "error": str(exc)}
+            error = policy.redact(str(exc), self.settings)
+            return {"answer": "", "citations": [], "rewritten_query": None, "refused": False, "error": error}
 
     def documents(self, request: gr.Request) -> list[dict]:
         """The documents this session's questions can read."""
@@ -467,7 +483,10 @@ JS = """
 def layout(settings: Settings, on: Handlers) -> gr.Blocks:
     """The page: chat with its sources; documents, collection and settings tabs beside it (below on a phone)."""
     public = settings.public
-    with gr.Blocks(title="groundwork-rag: ask your documents") as demo:
+    # Gradio's own cache (uploads not yet handed to us, files it serves at /gradio_api/file=) is
+    # emptied of anything older than the visitor TTL, checked every few minutes.
+    ttl_s = int(settings.session_ttl_minutes * 60)
+    with gr.Blocks(title="groundwork-rag: ask your documents", delete_cache=(max(60, min(ttl_s, 600)), ttl_s)) as demo:
         history = gr.State([])
         turns = gr.State([])  # one dict per answer: question, answer, citations, settings, passages
         collection = gr.State(settings.collection)
@@ -539,7 +558,8 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
                 with gr.Tab("Settings"):
                     k = gr.Slider(1, 12, value=settings.k, step=1, label="Passages retrieved (k)")
                     hybrid = gr.Checkbox(value=settings.hybrid, label="Keyword fusion (BM25 + embeddings)")
-                    backend = gr.Radio(["local", "openai"], value=settings.llm, label="LLM backend")
+                    backend = gr.Radio(policy.allowed_backends(settings), value=settings.llm, label="LLM backend",
+                                       interactive=len(policy.allowed_backends(settings)) > 1)
                     model = gr.Textbox(
                         value=settings.local_model if settings.llm == "local" else settings.openai_model,
                         label="Model (local: gemma3-270m, smollm2 or a GGUF path; openai: model name)",
@@ -583,6 +603,9 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
                              api_visibility="private")
         cancel_button.click(lambda: (gr.update(visible=False), None), None, [confirm_box, pending_delete],
                             api_visibility="private")
+        # the model box follows the backend: never a local model name sent as the OpenAI model
+        backend.change(lambda b: settings.local_model if b == "local" else settings.openai_model,
+                       backend, model, api_visibility="private")
         use_button.click(
             on.use_collection,
             [collection_box],
@@ -594,6 +617,20 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
         gr.api(on.ask, api_name="ask")
         gr.api(on.documents, api_name="documents")
     return demo
+
+
+def _remove_gradio_copy(path: Path) -> None:
+    """Delete an upload's copy in Gradio's cache (a file in a folder of its own) once ingested;
+    files elsewhere (a test's, a caller's) are left alone."""
+    from gradio.utils import get_upload_folder
+
+    try:
+        if not path.resolve().is_relative_to(Path(get_upload_folder()).resolve()):
+            return
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()  # only if empty
+    except OSError:
+        pass
 
 
 def parse_auth(auth: str) -> tuple[str, str] | None:
@@ -614,16 +651,23 @@ def start(demo: gr.Blocks, host: str | None = None, port: int | None = None, sha
     settings: Settings = demo.workspace.settings
     credentials = parse_auth(auth or settings.auth)
     check_port_free(host, port)
-    demo.queue(default_concurrency_limit=4)
+    demo.queue(default_concurrency_limit=4, max_size=settings.queue_max_size)
+    app_kwargs = {"routes": api_routes(demo.workspace, credentials)}  # /v1 before Gradio's own routes
+    if settings.public:  # Gradio's raw upload route draws on the visitor's upload budget too
+        from starlette.middleware import Middleware
+
+        from rag.app.upload_guard import UploadBudget
+
+        app_kwargs["middleware"] = [Middleware(UploadBudget, quotas=demo.workspace.quotas, header=settings.client_ip_header)]
     try:
         demo.launch(
+            app_kwargs=app_kwargs,
             server_name=host,
             server_port=port,
             share=share,
             auth=credentials,
             max_file_size=f"{settings.max_file_mb:g}mb",
             prevent_thread_lock=True,
-            app_kwargs={"routes": api_routes(demo.workspace, credentials)},
             css=CSS,
             js=JS,
         )
