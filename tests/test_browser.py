@@ -204,7 +204,7 @@ def test_document_table_lists_and_deletes_upload(page, report_pdf):
     assert rows[0][3] == "delete", rows
 
     page.locator("#documents [role=gridcell]", has_text="delete").click()
-    confirm = page.locator("#confirm-box")
+    confirm = page.locator("#confirm-text")  # (the group's own id is on two nested divs)
     confirm.wait_for(state="visible")
     assert "report.pdf" in confirm.inner_text()
     page.locator("#cancel-delete").click()  # cancelling keeps it
