@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 
 from ingest.chunking import Chunker, ChunkLimits
 from ingest.loaders import SUPPORTED_EXTENSIONS, LoadError, load_file
+from rag.context import readable_title
 from rag.schema import FileResult
 from rag.settings import Settings
 from rag.store import DocumentStore
@@ -121,7 +122,7 @@ class Ingestor:
         if current and current.complete and len(versions) == 1:
             return FileResult(source, "unchanged", chunks=current.stored)
 
-        chunks = self.chunker.chunk(load_file(path))
+        chunks = self.chunker.chunk(load_file(path), title=readable_title(Path(source).name or path.name))
         if not chunks:
             raise LoadError("no text found in the file")
         ids = [f"{doc_id}-{doc_hash[:12]}-{i:05d}" for i in range(len(chunks))]

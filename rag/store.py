@@ -12,20 +12,29 @@ another model is refused with a message naming both, instead of Chroma's bare
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
 
 from langchain_core.documents import Document
 
+from rag.context import indexed_text
 from rag.embeddings import Embedder
 from rag.errors import CollectionNotFoundError, ConfigError, EmbeddingMismatchError
+from rag.keyword import KeywordIndex
 from rag.schema import DocumentInfo, SearchHit
 from rag.settings import Settings
 
 _PAGE = 5000  # rows per Chroma get() when scanning a whole collection
+#: Chroma server mode: how often the keyword index compares its ids with the collection's even
+#: when the chunk count has not changed (another process replaced chunks one for one).
+RECHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,16 @@ def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -
             f"collection {name!r} does not exist (collections: {known}). "
             f"Ingest documents first: rag ingest PATH --collection {name}"
         )
-    return DocumentStore(client, collection, embedder)
+    keyword = KeywordIndex(keyword_index_path(settings, collection.id))
+    return DocumentStore(client, collection, embedder, keyword, recheck_seconds=RECHECK_SECONDS if settings.chroma_url else None)
+
+
+def keyword_index_path(settings: Settings, collection_id) -> Path:
+    """DATA_DIR/keyword/<where>/<collection uuid>.sqlite3: one file per Chroma collection (a
+    collection deleted and made again under the same name gets a new, empty file); <where> is
+    "local" for the embedded store, else a digest of RAG_CHROMA_URL."""
+    where = "local" if not settings.chroma_url else hashlib.sha256(settings.chroma_url.encode()).hexdigest()[:12]
+    return settings.data_dir / "keyword" / where / f"{collection_id}.sqlite3"
 
 
 def _check_model(collection, embedder: Embedder, settings: Settings) -> None:
@@ -123,13 +141,19 @@ def _check_model(collection, embedder: Embedder, settings: Settings) -> None:
 class DocumentStore:
     """One Chroma collection, with the document-level operations ingestion and search need."""
 
-    def __init__(self, client, collection, embedder: Embedder):
+    def __init__(self, client, collection, embedder: Embedder, keyword: KeywordIndex | None = None,
+                 *, recheck_seconds: float | None = None):
         from langchain_chroma import Chroma
 
         self.client = client
         self.collection = collection
         self.embedder = embedder
-        self.revision = 0  # bumped by every write through this object (see rag.retrieval.keyword_index)
+        # The keyword index is a derived copy of the collection, kept in step by every write here
+        # and repaired by id difference when the counts disagree (see rag.keyword).
+        self.keyword = keyword if keyword is not None else KeywordIndex(None)
+        self.recheck_seconds = recheck_seconds  # None: only this process writes (embedded)
+        self._checked = float("-inf")
+        self._sync_lock = threading.Lock()
         self.vectorstore = Chroma(
             client=client,
             collection_name=collection.name,
@@ -152,49 +176,90 @@ class DocumentStore:
         return [StoredVersion(h, n, expected[h]) for h, n in stored.items()]
 
     def add_chunks(self, chunks: list[Document], ids: list[str], batch_size: int = 256) -> None:
-        """Embed and upsert; ids are stable, so a rerun after a crash overwrites, never duplicates."""
-        try:
-            for start in range(0, len(chunks), batch_size):
-                batch = chunks[start : start + batch_size]
-                self.vectorstore.add_texts(
-                    texts=[c.page_content for c in batch],
-                    metadatas=[c.metadata for c in batch],
-                    ids=ids[start : start + batch_size],
-                )
-        finally:
-            self.revision += 1  # after the write: a keyword index built meanwhile is rebuilt
+        """Embed and upsert; ids are stable, so a rerun after a crash overwrites, never duplicates.
+
+        What is embedded and keyword-indexed is each chunk's indexed text (title and heading path
+        in front, rag.context); what is stored as its document is the chunk's own text."""
+        for start in range(0, len(chunks), batch_size):
+            batch = chunks[start : start + batch_size]
+            batch_ids = ids[start : start + batch_size]
+            texts = [indexed_text(c.page_content, c.metadata) for c in batch]
+            self.collection.upsert(
+                ids=batch_ids,
+                embeddings=self.embedder.embeddings.embed_documents(texts),
+                documents=[c.page_content for c in batch],
+                metadatas=[c.metadata for c in batch],
+            )
+            self.keyword.add(batch_ids, texts)  # after Chroma: the index never holds more
+
+    def delete_ids(self, ids: list[str]) -> None:
+        for start in range(0, len(ids), _PAGE):
+            batch = ids[start : start + _PAGE]
+            self.collection.delete(ids=batch)
+            self.keyword.remove(batch)
 
     def delete_other_versions(self, doc_id: str, keep_hash: str) -> None:
-        try:
-            self.collection.delete(where={"$and": [{"doc_id": doc_id}, {"doc_hash": {"$ne": keep_hash}}]})
-        finally:
-            self.revision += 1
+        where = {"$and": [{"doc_id": doc_id}, {"doc_hash": {"$ne": keep_hash}}]}
+        self.delete_ids(self.collection.get(where=where, include=[])["ids"])
 
     def delete_document(self, doc_id: str) -> int:
-        try:
-            n = len(self.collection.get(where={"doc_id": doc_id}, include=[])["ids"])
-            if n:
-                self.collection.delete(where={"doc_id": doc_id})
-            return n
-        finally:
-            self.revision += 1
+        ids = self.collection.get(where={"doc_id": doc_id}, include=[])["ids"]
+        self.delete_ids(ids)
+        return len(ids)
 
     def clear(self) -> int:
-        try:
-            n = self.count()
-            for ids in self._id_pages():
-                self.collection.delete(ids=ids)
-            return n
-        finally:
-            self.revision += 1
+        n = self.count()
+        for ids in self._id_pages():
+            self.delete_ids(ids)
+        return n
+
+    # --- the keyword index -------------------------------------------------------------------
+    def keyword_index(self) -> KeywordIndex:
+        """The keyword index, first repaired if it is out of step with the collection: when the
+        chunk counts differ (another process wrote, or a crash fell between the two writes), and
+        in server mode every `recheck_seconds` as well. Costs two counts when nothing changed."""
+        due = self.recheck_seconds is not None and time.monotonic() - self._checked > self.recheck_seconds
+        if due or self.keyword.count() != self.collection.count():
+            self.sync_keyword_index()
+        return self.keyword
+
+    def sync_keyword_index(self) -> tuple[int, int]:
+        """Compare ids with the collection; index what is missing (reading only those chunks'
+        texts), drop what is gone. Returns (added, removed)."""
+        with self._sync_lock:
+            ids = [cid for page in self._id_offset_pages() for cid in page]
+            result = self.keyword.sync(ids, self._indexed_texts)
+            self._checked = time.monotonic()
+            return result
+
+    def _indexed_texts(self, ids: list[str]) -> dict[str, str]:
+        got = self.collection.get(ids=ids, include=["documents", "metadatas"])
+        return {
+            cid: indexed_text(text or "", meta or {})
+            for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"])
+        }
+
+    def get_chunks(self, ids: list[str]) -> dict:
+        """Text, metadata and stored embedding of these chunks (those still stored)."""
+        return self.collection.get(ids=ids, include=["documents", "metadatas", "embeddings"])
 
     # --- reading -------------------------------------------------------------------------
     def _id_pages(self) -> Iterator[list[str]]:
+        """Pages of ids for deleting them all: always the first page of what is left."""
         while True:
             ids = self.collection.get(limit=_PAGE, include=[])["ids"]
             if not ids:
                 return
             yield ids
+
+    def _id_offset_pages(self) -> Iterator[list[str]]:
+        offset = 0
+        while True:
+            ids = self.collection.get(limit=_PAGE, offset=offset, include=[])["ids"]
+            if not ids:
+                return
+            yield ids
+            offset += len(ids)
 
     def _all_metadatas(self) -> Iterator[dict]:
         offset = 0
