@@ -101,15 +101,14 @@ def write_faq(root: Path, rng: random.Random, used: set[str]) -> list[dict]:
     pages: dict[str, list[dict]] = {}
     for s in sections:
         pages.setdefault(COMPONENTS.index(s["component"]) % 5, []).append(s)
-    names = ["engines", "signals", "power", "water", "doors"]
     questions = []
     for i, items in sorted(pages.items()):
-        topic = names[i]
+        topic = f"part {i + 1}"
         body = "".join(f"<h2>{s['heading']}</h2><p>{s['body']}</p>" for s in items)
         html = (f"<html><head><title>FAQ: {topic}</title></head><body><nav>Home | FAQ | Contact</nav>"
                 f"<main><h1>Frequently asked questions: {topic}</h1>{body}</main>"
                 "<footer>Lighthouse service, all rights reserved</footer></body></html>")
-        docgen.make_html(root / f"faq-{topic}.html", html)
+        docgen.make_html(root / f"faq-{i + 1}.html", html)
         questions += [{"question": q, "answer": s["code"]} for s in items for q in s["questions"]]
     return questions
 
@@ -175,6 +174,7 @@ def write_slides(root: Path, rng: random.Random, used: set[str]) -> list[dict]:
     import docgen
 
     sections = _sections(rng, 30, used)
+    root.mkdir(parents=True, exist_ok=True)
     docgen.make_pptx(root / "keeper-training.pptx", [(s["heading"], s["body"]) for s in sections])
     return [{"question": q, "answer": s["code"]} for s in sections for q in s["questions"]]
 

@@ -40,7 +40,8 @@ def file_hash(path: Path, salt: str) -> str:
 
 def expand_paths(paths: Iterable[str | Path], exclude: Iterable[Path] = ()) -> list[Path]:
     """Files as given, and folders walked recursively in sorted order, skipping hidden entries
-    and the store's own folder (so `rag ingest data/` does not ingest Chroma's files)."""
+    and the store's own folders (so `rag ingest data/` does not ingest Chroma's or the keyword
+    index's files)."""
     excluded = {p.resolve() for p in exclude}
     out: list[Path] = []
     for raw in paths:
@@ -99,7 +100,7 @@ class Ingestor:
         return report
 
     def expand(self, paths: Iterable[str | Path]) -> list[Path]:
-        return expand_paths(paths, exclude=[self.settings.chroma_dir])
+        return expand_paths(paths, exclude=[self.settings.chroma_dir, self.settings.keyword_dir])
 
     def ingest_file(self, path: Path, source: str | None = None) -> FileResult:
         """Ingest one file; `source` (default: the path as given) is what citations show."""

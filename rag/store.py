@@ -117,7 +117,7 @@ def keyword_index_path(settings: Settings, collection_id) -> Path:
     collection deleted and made again under the same name gets a new, empty file); <where> is
     "local" for the embedded store, else a digest of RAG_CHROMA_URL."""
     where = "local" if not settings.chroma_url else hashlib.sha256(settings.chroma_url.encode()).hexdigest()[:12]
-    return settings.data_dir / "keyword" / where / f"{collection_id}.sqlite3"
+    return settings.keyword_dir / where / f"{collection_id}.sqlite3"
 
 
 def _check_model(collection, embedder: Embedder, settings: Settings) -> None:
