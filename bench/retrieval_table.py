@@ -158,6 +158,8 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=None, help="ours: RAG_CHUNK_SIZE (default: the setting's)")
     parser.add_argument("--chunk-overlap", type=int, default=None, help="ours: RAG_CHUNK_OVERLAP")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--no-context", action="store_true",
+                        help="ablation: ours without title and heading path in the indexed text")
     parser.add_argument("--json", type=Path, help="also write the scores here")
     args = parser.parse_args()
 
@@ -167,6 +169,13 @@ def main() -> None:
     size = args.chunk_size or defaults.chunk_size
     overlap = defaults.chunk_overlap if args.chunk_overlap is None else args.chunk_overlap
     work = args.work_dir.resolve()
+    ours_dir = f"ours-{size}-{overlap}"
+    if args.no_context:
+        import ingest.chunking
+        import rag.context
+
+        rag.context.context_prefix = ingest.chunking.context_prefix = lambda metadata: ""
+        ours_dir += "-no-context"
     sets = [squad_set(p, work) for p in args.squad] + ([] if args.no_structured else structured_sets(work))
     embeddings = None if args.skip_naive else naive.make_embeddings()
     from rag.evaluation import _PrecomputedQueries
@@ -177,13 +186,13 @@ def main() -> None:
         row = {"questions": len(texts)}
         if embeddings is not None:
             row["naive"] = score(naive_search(s, work, _PrecomputedQueries(embeddings, texts)), s.questions)
-        row["ours"] = score(ours_search(s, work / f"ours-{size}-{overlap}", size, overlap, texts), s.questions)
+        row["ours"] = score(ours_search(s, work / ours_dir, size, overlap, texts), s.questions)
         results[s.name] = row
         print(f"{s.name:<10} " + "  ".join(
             f"{which} R@1 {r[0]:.3f} R@{K} {r[1]:.3f} MRR {r[2]:.3f}" for which, r in row.items() if which != "questions"
         ), flush=True)
 
-    print(f"\nours: chunk size {size}, overlap {overlap}; k={K}")
+    print(f"\nours: chunk size {size}, overlap {overlap}{' WITHOUT title/heading context' if args.no_context else ''}; k={K}")
     print(f"| set (questions) | naive R@1 | ours R@1 | naive R@{K} | ours R@{K} | naive MRR | ours MRR |")
     print("|---|---|---|---|---|---|---|")
     for name, row in results.items():

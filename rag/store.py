@@ -85,7 +85,8 @@ def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -
     client = make_client(settings)
     name = settings.collection
     try:
-        names = [getattr(c, "name", c) for c in client.list_collections()]
+        listed = client.list_collections()
+        names = [getattr(c, "name", c) for c in listed]
     except Exception as exc:  # a server that went away, or answered the handshake only
         if not settings.chroma_url:
             raise
@@ -108,7 +109,9 @@ def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -
             f"collection {name!r} does not exist (collections: {known}). "
             f"Ingest documents first: rag ingest PATH --collection {name}"
         )
-    keyword = KeywordIndex(keyword_index_path(settings, collection.id))
+    path = keyword_index_path(settings, collection.id)
+    _remove_orphan_indexes(path.parent, {str(getattr(c, "id", "")) for c in listed} | {str(collection.id)})
+    keyword = KeywordIndex(path)
     return DocumentStore(client, collection, embedder, keyword, recheck_seconds=RECHECK_SECONDS if settings.chroma_url else None)
 
 
@@ -118,6 +121,17 @@ def keyword_index_path(settings: Settings, collection_id) -> Path:
     "local" for the embedded store, else a digest of RAG_CHROMA_URL."""
     where = "local" if not settings.chroma_url else hashlib.sha256(settings.chroma_url.encode()).hexdigest()[:12]
     return settings.keyword_dir / where / f"{collection_id}.sqlite3"
+
+
+def _remove_orphan_indexes(folder: Path, live_ids: set[str]) -> None:
+    """Delete the keyword index files of collections that no longer exist (a hosted demo's visitor
+    collections come and go). Best effort: a file in use elsewhere is only unlinked, and an index
+    file missing is rebuilt from its collection."""
+    if not folder.is_dir():
+        return
+    for path in folder.glob("*.sqlite3*"):
+        if path.name.split(".sqlite3")[0] not in live_ids:
+            path.unlink(missing_ok=True)
 
 
 def _check_model(collection, embedder: Embedder, settings: Settings) -> None:

@@ -227,3 +227,11 @@ def test_readable_titles():
     assert context_prefix({"title": "guide", "heading": "Guide > Install"}) == "guide\nGuide > Install"
     assert context_prefix({"title": "deck", "heading": "deck"}) == "deck"
     assert math.isclose(len(context_prefix({"heading": "x" * 1000})), 151)
+
+
+def test_index_files_of_deleted_collections_are_removed(docs, ingestor, store, settings, embedder):
+    assert ingestor.ingest([docs]).ok
+    old = store.keyword.path
+    store.client.delete_collection(store.name)
+    other = open_store(settings.model_copy(update={"collection": "other"}), embedder)
+    assert not old.exists() and other.keyword.path.parent == old.parent
