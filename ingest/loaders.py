@@ -6,10 +6,11 @@ separated by a blank line ("\\n\\n") so a splitter can prefer those boundaries.
 Sections may be long; another module splits them into chunks.
 
 `metadata` holds only these keys, each omitted when it does not apply (never None):
-  page    int  1-based PDF page or PPTX slide number
+  page    int  1-based PDF page, PPTX slide or multi-page TIFF page number
   heading str  heading path, e.g. "Install > Linux" (PPTX: the slide title)
   sheet   str  XLSX sheet name
   row     int  spreadsheet row number as shown by a spreadsheet program (header = 1)
+  ocr     bool True when the text was read by OCR (ingest/ocr.py), so it may hold misreadings
 The caller adds `source` and ids. Headings live in metadata, not in the text
 (except PPTX, where the title is also slide text).
 
@@ -24,11 +25,13 @@ import datetime as dt
 import io
 import logging
 import math
+import os
 import re
 import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from langchain_core.documents import Document
 
@@ -40,12 +43,6 @@ class LoadError(Exception):
         super().__init__(reason)
         self.reason = reason
 
-
-SUPPORTED_EXTENSIONS: dict[str, str] = {
-    ".pdf": "PDF", ".docx": "Word (DOCX)", ".pptx": "PowerPoint (PPTX)", ".xlsx": "Excel (XLSX)",
-    ".csv": "CSV", ".html": "HTML", ".htm": "HTML", ".md": "Markdown", ".markdown": "Markdown",
-    ".txt": "plain text", ".text": "plain text", ".log": "plain text", ".rst": "plain text",
-}
 
 _MB = 1024 * 1024
 _ZIP_MAX_TOTAL = 200 * _MB
@@ -175,9 +172,15 @@ def _load_pdf(path: Path) -> list[Document]:
             raise LoadError(f"not a valid PDF ({_detail(exc)})") from exc
     if not pages:
         raise LoadError("PDF has no pages")
-    if not any(line.text.strip() for lines in pages for line in lines):
-        raise LoadError(f"no extractable text — scanned? ({len(pages)} pages with no text layer; run OCR first)")
-    return _pdf_sections(pages, outline)
+    from ingest import ocr  # pages without a usable text layer are read by OCR (RAG_OCR)
+
+    layer = ["\n".join(line.text for line in lines).replace("\x00", "").strip() for lines in pages]
+    texts, by_ocr = ocr.complete_pdf_pages(path, layer)
+    for i in by_ocr:  # OCR text has no font information: plain lines (numbered headings still count)
+        pages[i] = [_PdfLine(line) for line in texts[i].split("\n") if line.strip()]
+    if not any(t.strip() for t in texts):
+        raise LoadError(ocr.no_text_reason(len(texts)))
+    return _pdf_sections(pages, outline, by_ocr)
 
 
 @dataclass
@@ -245,7 +248,8 @@ def _pdf_outline(reader) -> dict[int, list[tuple[int, str]]]:
     return found
 
 
-def _pdf_sections(pages: list[list[_PdfLine]], outline: dict[int, list[tuple[int, str]]]) -> list[Document]:
+def _pdf_sections(pages: list[list[_PdfLine]], outline: dict[int, list[tuple[int, str]]],
+                  by_ocr: set[int] = frozenset()) -> list[Document]:
     """Lines -> sections under a heading path that runs across pages; a section never crosses a
     page. Headings: the outline's titles where there is an outline, else lines set larger than
     the body text (or in bold where the body is not); numbered headings ("7.31 Why…?") in both."""
@@ -289,7 +293,8 @@ def _pdf_sections(pages: list[list[_PdfLine]], outline: dict[int, list[tuple[int
         def flush():
             text = "\n".join(paragraph).strip()
             if text:
-                docs.append(_doc(text, page=number, heading=" > ".join(t for _, t in stack)))
+                docs.append(_doc(text, page=number, heading=" > ".join(t for _, t in stack),
+                                 ocr=(number - 1) in by_ocr or None))
             paragraph.clear()
 
         for line in lines:
@@ -565,27 +570,79 @@ def _load_text(path: Path) -> list[Document]:
     return [_doc(text.strip())] if text.strip() else []
 
 
-_LOADERS = {".pdf": _load_pdf, ".docx": _load_docx, ".pptx": _load_pptx, ".xlsx": _load_xlsx,
-            ".csv": _load_csv, ".html": _load_html, ".htm": _load_html, ".md": _load_markdown,
-            ".markdown": _load_markdown, ".txt": _load_text, ".text": _load_text, ".log": _load_text,
-            ".rst": _load_text}
+def _load_epub(path: Path) -> list[Document]:
+    from ingest.epub import load_epub
+
+    return load_epub(path)
+
+
+def _load_image(path: Path) -> list[Document]:
+    from ingest.ocr import load_image
+
+    return load_image(path)
+
+
+@dataclass(frozen=True)
+class Loader:
+    load: Callable[[Path], list[Document]]
+    kind: str  # what a person calls the format, in messages
+
+
+#: The one list of what can be ingested: extension (lowercase, with the dot) -> loader.
+LOADERS: dict[str, Loader] = {
+    ".pdf": Loader(_load_pdf, "PDF"),
+    ".docx": Loader(_load_docx, "Word (DOCX)"),
+    ".pptx": Loader(_load_pptx, "PowerPoint (PPTX)"),
+    ".xlsx": Loader(_load_xlsx, "Excel (XLSX)"),
+    ".csv": Loader(_load_csv, "CSV"),
+    ".html": Loader(_load_html, "HTML"),
+    ".htm": Loader(_load_html, "HTML"),
+    ".md": Loader(_load_markdown, "Markdown"),
+    ".markdown": Loader(_load_markdown, "Markdown"),
+    ".txt": Loader(_load_text, "plain text"),
+    ".text": Loader(_load_text, "plain text"),
+    ".log": Loader(_load_text, "plain text"),
+    ".rst": Loader(_load_text, "plain text"),
+    ".epub": Loader(_load_epub, "EPUB"),
+    ".png": Loader(_load_image, "PNG image"),
+    ".jpg": Loader(_load_image, "JPEG image"),
+    ".jpeg": Loader(_load_image, "JPEG image"),
+    ".tif": Loader(_load_image, "TIFF image"),
+    ".tiff": Loader(_load_image, "TIFF image"),
+    ".webp": Loader(_load_image, "WebP image"),
+}
+
+
+def check_file(path: Path, max_mb: float | None = None) -> None:
+    """Refuse, before any parsing, what cannot be ingested: missing, not a file, unsupported
+    type, empty, over `max_mb` (RAG_MAX_FILE_MB), unreadable. Raises LoadError."""
+    path = Path(path)
+    if not path.exists():
+        raise LoadError("file not found (no such file or directory)")
+    if not path.is_file():
+        raise LoadError("not a regular file")
+    ext = path.suffix.lower()
+    if ext not in LOADERS:
+        supported = ", ".join(sorted(LOADERS))
+        raise LoadError(f"unsupported file type '{ext or '(no extension)'}' (supported: {supported})")
+    size = path.stat().st_size
+    if size == 0:
+        raise LoadError("empty file (0 bytes)")
+    if max_mb is not None and size > max_mb * 2**20:
+        raise LoadError(f"file is {size / 2**20:.1f} MB, over the {max_mb:g} MB limit (RAG_MAX_FILE_MB)")
+    if not os.access(path, os.R_OK):
+        raise LoadError("permission denied")
 
 
 def load_file(path: Path) -> list[Document]:
     """Load one file into sections. Raises LoadError (never anything else) on failure."""
     path = Path(path)
-    ext = path.suffix.lower()
-    if ext not in _LOADERS:
-        supported = ", ".join(SUPPORTED_EXTENSIONS)
-        raise LoadError(f"unsupported file type '{ext or '(no extension)'}' (supported: {supported})")
-    fmt = SUPPORTED_EXTENSIONS[ext]
+    loader = LOADERS.get(path.suffix.lower())
+    fmt = loader.kind if loader else "this"
     cause: BaseException | None = None
     try:
-        if not path.is_file():
-            raise LoadError("not a regular file" if path.exists() else "file not found")
-        if path.stat().st_size == 0:
-            raise LoadError("empty file (0 bytes)")
-        docs = _LOADERS[ext](path)
+        check_file(path)
+        docs = loader.load(path)
     except LoadError as exc:
         reason, cause = exc.reason, exc.__cause__
     except OSError as exc:

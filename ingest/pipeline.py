@@ -1,6 +1,7 @@
 """Files in, chunks in the store out: one result per file, and one bad file never stops the rest.
 
-Per file: refuse what cannot be read (missing, empty, too large, unsupported); hash the bytes;
+Per file: refuse what cannot be read (missing, empty, too large, unsupported: the loaders'
+`check_file`); hash the bytes;
 if the store already holds that exact version completely, stop there (nothing is parsed or
 embedded); otherwise load, chunk, upsert the new version under stable ids, and only then delete
 older versions. A crash at any point leaves either the old version or an incomplete new one,
@@ -9,16 +10,19 @@ which the next run completes, so re-running is always the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ingest import ocr, stats
 from ingest.chunking import Chunker, ChunkLimits
-from ingest.loaders import SUPPORTED_EXTENSIONS, LoadError, load_file
+from ingest.loaders import LoadError, check_file, load_file
 from rag.context import readable_title
-from rag.schema import FileResult
+from rag.schema import FileResult, ReadReport
 from rag.settings import Settings
 from rag.store import DocumentStore
 
@@ -85,6 +89,7 @@ class Ingestor:
         embedder = store.embedder
         self.limits = ChunkLimits.for_embedder(settings.chunk_size, settings.chunk_overlap, embedder.max_tokens)
         self.chunker = Chunker(embedder.tokenizer, self.limits)
+        self.ocr_options = ocr.OcrOptions(settings.ocr, settings.ocr_max_pages)
 
     def ingest(
         self,
@@ -105,25 +110,45 @@ class Ingestor:
     def ingest_file(self, path: Path, source: str | None = None) -> FileResult:
         """Ingest one file; `source` (default: the path as given) is what citations show."""
         source = source or str(path)
+        started = time.perf_counter()
         try:
-            return self._ingest(path, source)
+            result = self._ingest(path, source)
         except LoadError as exc:
-            return FileResult(source, "failed", error=str(exc))
+            result = FileResult(source, "failed", error=str(exc))
         except Exception as exc:  # a bug or an I/O error: still one file's failure, not the batch's
-            return FileResult(source, "failed", error=f"{type(exc).__name__}: {exc}")
+            result = FileResult(source, "failed", error=f"{type(exc).__name__}: {exc}")
+        return dataclasses.replace(result, seconds=round(time.perf_counter() - started, 3))
+
+    def _read(self, path: Path) -> tuple[list, ReadReport]:
+        """Load one file into sections, with the report of what reading it found."""
+        started = time.perf_counter()
+        with stats.collecting() as found, ocr.using(self.ocr_options):
+            sections = load_file(path)
+        report = ReadReport(
+            pages=found.pages,
+            characters=sum(len(s.page_content) for s in sections),
+            ocr_pages=found.ocr_pages,
+            empty_pages=found.empty_pages,
+            ocr_only=found.ocr_only,
+            seconds=round(time.perf_counter() - started, 2),
+            warning="; ".join(found.warnings) or None,
+        )
+        return sections, report
 
     def _ingest(self, path: Path, source: str) -> FileResult:
-        problem = self._precheck(path)
-        if problem:
-            return FileResult(source, "failed", error=problem)
+        check_file(path, self.settings.max_file_mb)  # LoadError: this file's failure, with the reason
         doc_id = document_id(path)
-        doc_hash = file_hash(path, self.limits.fingerprint())
+        salt = self.limits.fingerprint()
+        if path.suffix.lower() in ocr.OCR_EXTENSIONS:  # what OCR reads depends on its settings
+            salt += "|" + self.ocr_options.fingerprint()
+        doc_hash = file_hash(path, salt)
         versions = self.store.versions(doc_id)
         current = next((v for v in versions if v.doc_hash == doc_hash), None)
         if current and current.complete and len(versions) == 1:
-            return FileResult(source, "unchanged", chunks=current.stored)
+            return FileResult(source, "unchanged", chunks=current.stored, read=self.store.read_report(doc_id))
 
-        chunks = self.chunker.chunk(load_file(path), title=readable_title(Path(source).name or path.name))
+        sections, report = self._read(path)
+        chunks = self.chunker.chunk(sections, title=readable_title(Path(source).name or path.name))
         if not chunks:
             raise LoadError("no text found in the file")
         ids = [f"{doc_id}-{doc_hash[:12]}-{i:05d}" for i in range(len(chunks))]
@@ -135,29 +160,9 @@ class Ingestor:
                 doc_hash=doc_hash,
                 chunk_index=i,
                 chunk_count=len(chunks),
+                **report.to_metadata(),
             )
         self.store.add_chunks(chunks, ids)
         self.store.delete_other_versions(doc_id, doc_hash)
         replaced = any(v.doc_hash != doc_hash and v.complete for v in versions)
-        return FileResult(source, "updated" if replaced else "added", chunks=len(chunks))
-
-    def _precheck(self, path: Path) -> str | None:
-        if not path.exists():
-            return "no such file or directory"
-        if not path.is_file():
-            return "not a regular file"
-        ext = path.suffix.lower()
-        if ext not in SUPPORTED_EXTENSIONS:
-            kinds = ", ".join(sorted(SUPPORTED_EXTENSIONS))
-            return f"unsupported file type '{ext or path.name}' (supported: {kinds})"
-        size = path.stat().st_size
-        if size == 0:
-            return "empty file (0 bytes)"
-        if size > self.settings.max_file_bytes:
-            return (
-                f"file is {size / 2**20:.1f} MB, over the {self.settings.max_file_mb:g} MB limit "
-                "(RAG_MAX_FILE_MB)"
-            )
-        if not os.access(path, os.R_OK):
-            return "permission denied"
-        return None
+        return FileResult(source, "updated" if replaced else "added", chunks=len(chunks), read=report)

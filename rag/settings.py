@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     )
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
+    ocr: Literal["auto", "off", "force"] = Field(
+        "auto",
+        description="OCR (offline, RapidOCR): auto reads PDF pages without a usable text layer and "
+        "images; force reads every PDF page by OCR; off never runs it (images then fail).",
+    )
+    ocr_max_pages: int = Field(
+        50, ge=1, description="Pages OCR'd per file at most (about 2-3 s each on 2 cores); the rest are reported as not read."
+    )
     chroma_url: str = Field("", description="Empty: embedded Chroma in DATA_DIR. Set: a Chroma server, e.g. http://127.0.0.1:8000.")
     k: int = Field(4, ge=1, description="Passages retrieved per question.")
 

@@ -5,6 +5,9 @@ Each chunk's metadata carries `doc_id`, `doc_hash` (the version of the file it c
 complete when that many chunks with its hash are stored, so the store itself says what an
 interrupted ingest left behind, with no second database to fall out of step with it.
 
+This module is the only one that talks to Chroma: every query, read, write and collection
+listing goes through `DocumentStore` or the collection functions below.
+
 The collection records the embedding model and dimension it was built with; opening it with
 another model is refused with a message naming both, instead of Chroma's bare
 "dimension mismatch" or, worse, silently meaningless search results with a same-size model.
@@ -26,12 +29,12 @@ from langchain_core.documents import Document
 
 from rag.context import indexed_text
 from rag.embeddings import Embedder
-from rag.errors import CollectionNotFoundError, ConfigError, EmbeddingMismatchError
+from rag.errors import CollectionNotFoundError, ConfigError, EmbeddingMismatchError, one_line
 from rag.keyword import KeywordIndex
-from rag.schema import DocumentInfo, SearchHit
+from rag.schema import DocumentInfo, ReadReport, SearchHit
 from rag.settings import Settings
 
-_PAGE = 5000  # rows per Chroma get() when scanning a whole collection
+PAGE = 5000  # rows per Chroma get() when scanning a whole collection
 #: Chroma server mode: how often the keyword index compares its ids with the collection's even
 #: when the chunk count has not changed (another process replaced chunks one for one).
 RECHECK_SECONDS = 30.0
@@ -46,6 +49,21 @@ class StoredVersion:
     @property
     def complete(self) -> bool:
         return self.stored == self.expected
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: str
+    text: str
+    metadata: dict
+    embedding: list[float]
+
+
+def _chunks(ids, documents, metadatas, embeddings) -> list[StoredChunk]:
+    return [
+        StoredChunk(cid, text or "", dict(meta or {}), vec)
+        for cid, text, meta, vec in zip(ids, documents, metadatas, embeddings)
+    ]
 
 
 def make_client(settings: Settings):
@@ -72,12 +90,29 @@ def make_client(settings: Settings):
 
 def _server_error(settings: Settings, exc: Exception) -> ConfigError:
     """One line naming RAG_CHROMA_URL, whatever the server sent (a web server's 404 page is HTML)."""
-    detail = " ".join(re.sub(r"<[^>]*>", " ", str(exc)).split())
-    detail = detail[:200] + ("…" if len(detail) > 200 else "")
-    return ConfigError(
-        f"cannot reach the Chroma server at RAG_CHROMA_URL={settings.chroma_url}: "
-        f"{detail or type(exc).__name__}"
-    )
+    text = re.sub(r"<[^>]*>", " ", str(exc))
+    detail = one_line(text) if text.strip() else type(exc).__name__
+    return ConfigError(f"cannot reach the Chroma server at RAG_CHROMA_URL={settings.chroma_url}: {detail}")
+
+
+def collection_names(settings: Settings) -> list[str]:
+    """Every collection in the configured Chroma, sorted."""
+    return sorted(getattr(c, "name", c) for c in make_client(settings).list_collections())
+
+
+def collection_metadata(settings: Settings, name: str) -> dict:
+    """A collection's metadata (model, dimension, and whatever the app recorded)."""
+    return dict(make_client(settings).get_collection(name).metadata or {})
+
+
+def delete_collection(settings: Settings, name: str) -> None:
+    """Delete a collection and its keyword index file."""
+    client = make_client(settings)
+    collection_id = client.get_collection(name).id
+    client.delete_collection(name)
+    path = keyword_index_path(settings, collection_id)
+    for file in path.parent.glob(path.name + "*"):
+        file.unlink(missing_ok=True)
 
 
 def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -> "DocumentStore":
@@ -153,7 +188,10 @@ def _check_model(collection, embedder: Embedder, settings: Settings) -> None:
 
 
 class DocumentStore:
-    """One Chroma collection, with the document-level operations ingestion and search need."""
+    """One Chroma collection, with the document-level operations ingestion and search need.
+
+    `collection` is the chromadb collection; outside this module only tests and benchmarks look
+    at it directly."""
 
     def __init__(self, client, collection, embedder: Embedder, keyword: KeywordIndex | None = None,
                  *, recheck_seconds: float | None = None):
@@ -182,6 +220,17 @@ class DocumentStore:
     def count(self) -> int:
         return self.collection.count()
 
+    @property
+    def metadata(self) -> dict:
+        """The collection's own metadata (embedding model, dimension, app bookkeeping)."""
+        return dict(self.collection.metadata or {})
+
+    def set_metadata(self, **values) -> None:
+        """Add or change collection metadata keys, keeping the others (Chroma replaces the whole
+        dict, and refuses to change the distance function, so that key is left out)."""
+        meta = {k: v for k, v in self.metadata.items() if k != "hnsw:space"}
+        self.collection.modify(metadata={**meta, **values})
+
     # --- writing -------------------------------------------------------------------------
     def versions(self, doc_id: str) -> list[StoredVersion]:
         got = self.collection.get(where={"doc_id": doc_id}, include=["metadatas"])
@@ -207,8 +256,8 @@ class DocumentStore:
             self.keyword.add(batch_ids, texts)  # after Chroma: the index never holds more
 
     def delete_ids(self, ids: list[str]) -> None:
-        for start in range(0, len(ids), _PAGE):
-            batch = ids[start : start + _PAGE]
+        for start in range(0, len(ids), PAGE):
+            batch = ids[start : start + PAGE]
             self.collection.delete(ids=batch)
             self.keyword.remove(batch)
 
@@ -241,7 +290,7 @@ class DocumentStore:
         """Compare ids with the collection; index what is missing (reading only those chunks'
         texts), drop what is gone. Returns (added, removed)."""
         with self._sync_lock:
-            ids = [cid for page in self._id_offset_pages() for cid in page]
+            ids = [cid for got in self.pages([]) for cid in got["ids"]]
             result = self.keyword.sync(ids, self._indexed_texts)
             self._checked = time.monotonic()
             return result
@@ -253,46 +302,52 @@ class DocumentStore:
             for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"])
         }
 
-    def get_chunks(self, ids: list[str]) -> dict:
-        """Text, metadata and stored embedding of these chunks (those still stored)."""
-        return self.collection.get(ids=ids, include=["documents", "metadatas", "embeddings"])
-
     # --- reading -------------------------------------------------------------------------
-    def _id_pages(self) -> Iterator[list[str]]:
-        """Pages of ids for deleting them all: always the first page of what is left."""
-        while True:
-            ids = self.collection.get(limit=_PAGE, include=[])["ids"]
-            if not ids:
-                return
-            yield ids
-
-    def _id_offset_pages(self) -> Iterator[list[str]]:
+    def pages(self, include: list[str]) -> Iterator[dict]:
+        """The whole collection, PAGE rows at a time: Chroma get() results with `include`."""
         offset = 0
         while True:
-            ids = self.collection.get(limit=_PAGE, offset=offset, include=[])["ids"]
-            if not ids:
-                return
-            yield ids
-            offset += len(ids)
-
-    def _all_metadatas(self) -> Iterator[dict]:
-        offset = 0
-        while True:
-            got = self.collection.get(limit=_PAGE, offset=offset, include=["metadatas"])
+            got = self.collection.get(limit=PAGE, offset=offset, include=include)
             if not got["ids"]:
                 return
-            yield from got["metadatas"]
+            yield got
             offset += len(got["ids"])
+
+    def _id_pages(self) -> Iterator[list[str]]:
+        """Pages of ids from the start, for deleting page after page (no offset: rows shift)."""
+        while True:
+            ids = self.collection.get(limit=PAGE, include=[])["ids"]
+            if not ids:
+                return
+            yield ids
+
+    def _all_metadatas(self) -> Iterator[dict]:
+        for got in self.pages(["metadatas"]):
+            yield from got["metadatas"]
+
+    def query_by_vector(self, vector: list[float], n: int) -> list[StoredChunk]:
+        """The n chunks nearest to `vector`, nearest first, with their stored embeddings."""
+        got = self.collection.query(
+            query_embeddings=[list(vector)], n_results=n, include=["documents", "metadatas", "embeddings"]
+        )
+        return _chunks(got["ids"][0], got["documents"][0], got["metadatas"][0], got["embeddings"][0])
+
+    def get_by_ids(self, ids: list[str]) -> list[StoredChunk]:
+        """The chunks with these ids that still exist, with their stored embeddings."""
+        got = self.collection.get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
+        return _chunks(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
 
     def documents(self) -> list[DocumentInfo]:
         chunks: Counter = Counter()
         sources: dict[str, str] = {}
+        reads: dict[str, ReadReport | None] = {}
         versions: dict[str, Counter] = defaultdict(Counter)
         expected: dict[tuple[str, str], int] = {}
         for m in self._all_metadatas():
             doc_id = m["doc_id"]
             chunks[doc_id] += 1
             sources[doc_id] = m["source"]
+            reads[doc_id] = ReadReport.from_metadata(m)
             versions[doc_id][m["doc_hash"]] += 1
             expected[doc_id, m["doc_hash"]] = m["chunk_count"]
         infos = [
@@ -302,10 +357,16 @@ class DocumentStore:
                 chunks=n,
                 complete=len(versions[doc_id]) == 1
                 and all(expected[doc_id, h] == c for h, c in versions[doc_id].items()),
+                read=reads[doc_id],
             )
             for doc_id, n in chunks.items()
         ]
         return sorted(infos, key=lambda d: d.source)
+
+    def read_report(self, doc_id: str) -> ReadReport | None:
+        """What reading the stored document found, as recorded on its chunks."""
+        got = self.collection.get(where={"doc_id": doc_id}, limit=1, include=["metadatas"])
+        return ReadReport.from_metadata(got["metadatas"][0]) if got["metadatas"] else None
 
     def search(self, query: str, k: int = 4) -> list[SearchHit]:
         if self.count() == 0:

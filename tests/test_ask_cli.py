@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from conftest import free_port
-from rag.cli import main
+from rag.app.cli import main
 
 
 @pytest.fixture
@@ -50,6 +49,7 @@ def test_ask_json_has_the_answer_object(data_dir, capsys):
     assert c["source"].endswith("report.pdf") and c["page"] == 2
 
 
+@pytest.mark.slow
 def test_out_of_corpus_question_is_refused(data_dir, capsys):
     code, answer, _ = ask_json(capsys, "Who won the football World Cup final in 1998?")
     assert code == 0 and answer["refused"] is True and answer["citations"] == []
@@ -85,8 +85,7 @@ def test_misconfigured_backend_is_one_clear_line(data_dir, capsys, monkeypatch, 
 
 @pytest.mark.slow
 def test_chat_in_a_terminal_with_a_follow_up(data_dir):
-    rag = shutil.which("rag") or sys.executable
-    argv = [rag, "chat"] if rag != sys.executable else [rag, "-m", "rag.cli", "chat"]
+    argv = [sys.executable, "-m", "rag.app", "chat"]
     proc = subprocess.run(
         argv,
         input="Why was the warehouse in Tromsø closed?\nIn which month did that happen?\n",

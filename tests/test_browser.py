@@ -84,7 +84,7 @@ def chromium() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's sync API runs an event loop until closed: not past this module
 def browser(chromium):
     try:
         from playwright.sync_api import sync_playwright
@@ -100,7 +100,7 @@ def browser(chromium):
 
 @pytest.fixture
 def app_url(tmp_path):
-    from rag.web import build_app
+    from rag.app.web import build_app
 
     demo = build_app(Settings(data_dir=tmp_path / "data", collection="browser", temperature=0.0))
     port = free_port()

@@ -1,14 +1,14 @@
 """The `rag` CLI as a user sees it: exit codes, JSON shapes, human output, error messages.
 
 Real packaged embedder, real Chroma in tmp_path, real generated documents. Most tests call
-`rag.cli.main` in-process (the embedder loads once per process); the few marked slow run the
+`rag.app.cli.main` in-process (the embedder loads once per process); the few marked slow run the
 installed CLI in a subprocess, as a user's shell would.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from docgen import make_empty, make_encrypted_pdf, make_image_only_pdf, make_pdf, make_random_bytes, make_text
-from rag.cli import main
+from rag.app.cli import main
 
 TOTAL_KEYS = {"files", "added", "unchanged", "updated", "failed", "chunks"}
+FILE_KEYS = {"path", "status", "chunks", "error", "seconds", "read_seconds", "pages", "characters", "ocr_pages",
+             "empty_pages", "ocr_only", "warning"}
 HIT_KEYS = {"rank", "score", "source", "page", "chunk_id", "text"}
 
 
@@ -68,7 +70,7 @@ def cli_env(data_dir: Path) -> dict[str, str]:
 
 def rag_cli(args: list[str], data_dir: Path, cwd: Path, stdin: str | None = None):
     return subprocess.run(
-        [sys.executable, "-m", "rag.cli", *args],
+        [sys.executable, "-m", "rag.app", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -110,10 +112,14 @@ def test_ingest_json_adds_every_file_then_rerun_is_unchanged(corpus, data_dir, c
     assert set(files) == {"report.pdf", "manual.docx", "deck.pptx", "prices.xlsx", "page.html",
                           "notes.md", "legacy.txt"}
     for name, f in files.items():
-        assert set(f) == {"path", "status", "chunks", "error"}
+        assert set(f) == FILE_KEYS
         assert f["status"] == "added", (name, f)
         assert f["chunks"] > 0, (name, f)
-        assert f["error"] is None, (name, f)
+        assert f["error"] is None and f["warning"] is None, (name, f)
+        assert f["characters"] > 0 and f["seconds"] >= f["read_seconds"] >= 0, (name, f)
+        assert f["ocr_pages"] == f["empty_pages"] == 0 and f["ocr_only"] is False, (name, f)
+    # pages where the format has them: PDF pages, PPTX slides (the PDF has 3, the deck 2)
+    assert {n: f["pages"] for n, f in files.items() if f["pages"] is not None} == {"report.pdf": 3}
     assert report["added"] == 7
     assert report["unchanged"] == report["updated"] == report["failed"] == 0
     assert report["chunks"] == sum(f["chunks"] for f in report["files"])
@@ -124,8 +130,9 @@ def test_ingest_json_adds_every_file_then_rerun_is_unchanged(corpus, data_dir, c
     assert {f["status"] for f in again["files"]} == {"unchanged"}
     assert again["unchanged"] == 7 and again["added"] == again["updated"] == again["failed"] == 0
     assert again["chunks"] == 0  # nothing embedded
-    # an unchanged file still reports how many chunks it has in the store
+    # an unchanged file still reports how many chunks it has in the store, and what reading it found
     assert {n: f["chunks"] for n, f in by_name(again).items()} == {n: f["chunks"] for n, f in files.items()}
+    assert {n: f["characters"] for n, f in by_name(again).items()} == {n: f["characters"] for n, f in files.items()}
 
 
 def test_ingest_human_output_one_line_per_file_and_totals(corpus, data_dir, capsys):
@@ -140,10 +147,11 @@ def test_ingest_human_output_one_line_per_file_and_totals(corpus, data_dir, caps
         assert status in ("added", "failed"), line
     added = [line for line in lines if line.startswith("added")]
     assert len(added) == 7
-    for line in added:
-        status, chunks, word, path = line.split()
-        assert int(chunks) > 0 and word == "chunks" and Path(path).is_file()
-    assert any(line.endswith(str(corpus / "report.pdf")) for line in added)
+    for line in added:  # "added   N chunks  PATH  (what reading found; seconds)"
+        m = re.fullmatch(r"added +(\d+) chunks  (\S+)  \((.*\d+(?:,\d+)* chars); (\d+\.\d) s\)", line)
+        assert m and int(m.group(1)) > 0 and Path(m.group(2)).is_file(), line
+    pdf_line = next(line for line in added if f"{corpus / 'report.pdf'}  " in line)
+    assert "(3 pages, " in pdf_line and "OCR" not in pdf_line
     [failed] = [line for line in lines if line.startswith("failed")]
     assert str(bad) in failed and "not a valid PDF" in failed
     assert lines[-1].startswith("8 files: 7 added, 0 updated, 0 unchanged, 1 failed; ")
@@ -152,7 +160,7 @@ def test_ingest_human_output_one_line_per_file_and_totals(corpus, data_dir, caps
     code, out, err = run(capsys, "ingest", str(corpus / "notes.md"))
     assert code == 0
     lines = out.strip().splitlines()
-    assert lines[0].split()[0] == "unchanged" and lines[0].endswith(str(corpus / "notes.md"))
+    assert lines[0].split()[0] == "unchanged" and f"{corpus / 'notes.md'}  (" in lines[0]
     assert lines[-1].startswith("1 files: 0 added, 0 updated, 1 unchanged, 0 failed; 0 chunks")
 
 
@@ -234,6 +242,25 @@ def test_search_json_shape_and_page_of_a_pdf_fact(corpus, data_dir, capsys):
     assert len(search(capsys, "ferry", k=1)) == 1
 
 
+def test_search_gives_the_passages_ask_would_use(corpus, data_dir, capsys, monkeypatch):
+    """`rag search` runs the chain's retrieval: hybrid by default, dense-only with RAG_HYBRID=false."""
+    from rag.embeddings import make_embedder
+    from rag.retrieval import Retriever
+    from rag.settings import load_settings
+    from rag.store import open_store
+
+    assert run_json(capsys, "ingest", str(corpus), "--json")[0] == 0
+    query = "When does the night ferry to Bodø leave from pier 4?"
+    for hybrid in ("true", "false"):
+        monkeypatch.setenv("RAG_HYBRID", hybrid)
+        settings = load_settings()
+        expected = Retriever(open_store(settings, make_embedder(settings), create=False), settings).retrieve(query, k=5)
+        hits = search(capsys, query, k=5)
+        assert [h["chunk_id"] for h in hits] == [h.chunk_id for h in expected]
+        assert [h["score"] for h in hits] == [h.score for h in expected]
+        assert any("bm25_rank" in h.metadata for h in expected) == (hybrid == "true")
+
+
 def test_search_human_output(corpus, data_dir, capsys):
     code, _, err = run_json(capsys, "ingest", str(corpus), "--json")
     assert code == 0, err
@@ -272,12 +299,15 @@ def test_docs_list_and_delete(corpus, data_dir, capsys):
     docs = doc_list(capsys)
     assert {d["source"]: d["chunks"] for d in docs} == chunks
     for d in docs:
-        assert set(d) == {"doc_id", "source", "chunks", "complete"} and d["complete"] is True
+        assert set(d) == {"doc_id", "source", "chunks", "complete", "read"} and d["complete"] is True
+        assert d["read"]["characters"] > 0 and d["read"]["ocr_pages"] == 0 and not d["read"]["ocr_only"]
     [pdf] = [d for d in docs if d["source"].endswith("report.pdf")]
+    assert pdf["read"]["pages"] == 3
 
     code, out, err = run(capsys, "docs", "list")
     assert code == 0
-    assert f"{pdf['chunks']:>6} chunks  {pdf['source']}" in out.splitlines()
+    chars = pdf["read"]["characters"]
+    assert f"{pdf['chunks']:>6} chunks  {pdf['source']}  (3 pages, {chars:,} chars)" in out.splitlines()
     assert out.splitlines()[-1] == f"7 documents, {sum(chunks.values())} chunks in 'default'"
 
     code, out, err = run(capsys, "docs", "delete", pdf["source"])
@@ -417,8 +447,10 @@ def test_subprocess_search_reads_queries_from_stdin(corpus, data_dir, capsys, tm
 
 @pytest.mark.slow
 def test_subprocess_help(tmp_path):
+    """The installed console script itself (pyproject's [project.scripts]), next to the interpreter."""
     exe = Path(sys.executable).parent / "rag"
-    cmd = [str(exe)] if exe.exists() else [shutil.which("rag") or "rag"]
+    assert exe.exists(), f"no `rag` console script beside {sys.executable}: pip install -e ."
+    cmd = [str(exe)]
     proc = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=300,
                           env=cli_env(tmp_path / "data"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -33,7 +33,7 @@ from ingest.pipeline import Ingestor
 from rag.chain import REFUSAL
 from rag.settings import Settings
 from rag.store import open_store
-from rag.workspace import Workspace, visitor_collection
+from rag.app.workspace import Workspace, visitor_collection
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -110,7 +110,7 @@ def served(request, tmp_path, monkeypatch):
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)  # the server process inherits them
-    argv = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "rag.app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}/"
     log = tmp_path / "serve.log"
     with ExitStack() as stack:

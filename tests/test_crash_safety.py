@@ -86,7 +86,7 @@ def cli_env(data_dir: Path) -> dict[str, str]:
 
 def rag(args: list[str], data_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, encoding="utf-8",
+        [sys.executable, "-m", "rag.app", *args], capture_output=True, text=True, encoding="utf-8",
         env=cli_env(data_dir), cwd=cwd, timeout=900,
     )
 
@@ -98,7 +98,7 @@ def ingest_and_kill(folder: Path, data_dir: Path, cwd: Path, after: int, fractio
     err_path = cwd / f"ingest-{time.monotonic_ns()}.err"
     with err_path.open("w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "ingest", str(folder)],
+            [sys.executable, "-m", "rag.app", "ingest", str(folder)],
             stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
             env=cli_env(data_dir), cwd=cwd,
         )

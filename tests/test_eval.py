@@ -1,5 +1,5 @@
 """`rag eval` on tiny datasets the tests write: real packaged embedder, real Chroma in a temporary
-folder, the real packaged SmolLM2 for --answers. Most tests call `rag.cli.main` in-process."""
+folder, the real packaged SmolLM2 for --answers. Most tests call `rag.app.cli.main` in-process."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.cli import main
-from rag.evaluation import Question, RetrievalScores, sample
+from rag.app.cli import main
+from rag.app.evaluation import Question, RetrievalScores, sample
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPORT_KEYS = {
@@ -260,7 +260,7 @@ def test_answers_with_the_packaged_small_model(squad, monkeypatch, capsys):
 @pytest.mark.slow
 def test_the_command_in_a_subprocess(squad, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "eval", str(squad), "--k", "2"],
+        [sys.executable, "-m", "rag.app", "eval", str(squad), "--k", "2"],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr

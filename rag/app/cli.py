@@ -36,6 +36,18 @@ def _open(args, *, create: bool):
     return settings, open_store(settings, make_embedder(settings), create=create)
 
 
+def _result_line(result) -> str:
+    """One line per file: status, chunks, path, then what reading it found and the time."""
+    if result.error:
+        return f"{result.status:<9} {'':>12}  {result.path}: {result.error}"
+    line = f"{result.status:<9} {result.chunks:>5} chunks  {result.path}"
+    if result.read:
+        line += f"  ({result.read.describe()}; {result.seconds:.1f} s)"
+        if result.read.warning:
+            line += f"  warning: {result.read.warning}"
+    return line
+
+
 def cmd_ingest(args) -> int:
     from tqdm import tqdm
 
@@ -52,10 +64,7 @@ def cmd_ingest(args) -> int:
         report.files.append(result)
         bar.update()
         if not args.json:
-            line = f"{result.status:<9} {result.chunks:>5} chunks  {result.path}"
-            if result.error:
-                line = f"{result.status:<9} {'':>12}  {result.path}: {result.error}"
-            tqdm.write(line, file=sys.stdout)
+            tqdm.write(_result_line(result), file=sys.stdout)
     bar.close()
     if args.json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
@@ -70,15 +79,19 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_search(args) -> int:
-    _, store = _open(args, create=False)
-    k = args.k if args.k is not None else _settings(args).k
+    """The passages `rag ask` would give the model: the same retrieval (hybrid by default)."""
+    from rag.retrieval import Retriever
+
+    settings, store = _open(args, create=False)
+    retriever = Retriever(store, settings)
+    k = args.k if args.k is not None else settings.k
     if args.query == "-":
         for line in sys.stdin:
             query = line.strip()
-            hits = store.search(query, k=k) if query else []
+            hits = retriever.retrieve(query, k=k) if query else []
             print(json.dumps([h.to_json() for h in hits], ensure_ascii=False), flush=True)
         return 0
-    hits = store.search(args.query, k=k)
+    hits = retriever.retrieve(args.query, k=k)
     if args.json:
         print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
         return 0
@@ -99,11 +112,12 @@ def cmd_docs(args) -> int:
     if args.docs_command == "list":
         docs = store.documents()
         if args.json:
-            print(json.dumps([d.__dict__ for d in docs], ensure_ascii=False))
+            print(json.dumps([d.to_json() for d in docs], ensure_ascii=False))
             return 0
         for doc in docs:
             flag = "" if doc.complete else "  (incomplete: re-run rag ingest on it)"
-            print(f"{doc.chunks:>6} chunks  {doc.source}{flag}")
+            read = f"  ({doc.read.describe()})" if doc.read else ""
+            print(f"{doc.chunks:>6} chunks  {doc.source}{read}{flag}")
         print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks in {store.name!r}")
         return 0
     if args.docs_command == "delete":
@@ -186,7 +200,7 @@ def cmd_chat(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from rag.web import build_app, launch, parse_auth
+    from rag.app.web import build_app, launch, parse_auth
 
     settings = _settings(args)
     parse_auth(args.auth or settings.auth)  # a malformed --auth fails before the app is built
@@ -225,7 +239,7 @@ def _fmt(value) -> str:
 
 
 def cmd_eval(args) -> int:
-    from rag.evaluation import EvalOptions, evaluate, load_dataset, save_plot
+    from rag.app.evaluation import EvalOptions, evaluate, load_dataset, save_plot
 
     settings = _settings(args)
     dataset = load_dataset(args.dataset)
@@ -235,29 +249,28 @@ def cmd_eval(args) -> int:
         data_dir=args.data_dir, progress=sys.stderr.isatty(),
     )
     report = evaluate(dataset, settings, options, log=lambda line: print(line, file=sys.stderr, flush=True))
-    report["report"], report["plot"] = str(args.report), str(args.plot)
-    retrieval, s = report["retrieval"], report["settings"]
-    mode = ("hybrid" if s["hybrid"] else "dense") + (" + MMR" if s["mmr"] else "")
+    report.report, report.plot = str(args.report), str(args.plot)
+    retrieval = report.retrieval
     try:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        title = f"{args.dataset.name}: {retrieval['questions']} questions, {mode} retrieval"
-        save_plot(retrieval["recall_by_k"], args.plot, title)
+        args.report.write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        title = f"{args.dataset.name}: {retrieval.questions} questions, {report.mode} retrieval"
+        save_plot(retrieval.recall_by_k, args.plot, title)
     except OSError as exc:
         raise ConfigError(f"cannot write the report or plot: {exc}") from None
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(json.dumps(report.to_json(), ensure_ascii=False))
         return 0
-    q, corpus = report["questions"], report["corpus"]
+    q, corpus = report.questions, report.corpus
     print(
         f"{args.dataset.name}: {q['evaluated']} of {q['total']} questions ({q['answerable']} answerable), "
         f"{corpus['documents']} documents, {corpus['chunks']} chunks"
     )
-    print(f"retrieval ({mode}, k={k}) over {retrieval['questions']} answerable questions:")
-    print(f"  recall@1   {_fmt(retrieval['recall_at_1'])}")
-    print(f"  recall@{k:<3} {_fmt(retrieval['recall_at_k'])}")
-    print(f"  MRR@{k:<6} {_fmt(retrieval['mrr'])}")
-    a = report["answers"]
+    print(f"retrieval ({report.mode}, k={k}) over {retrieval.questions} answerable questions:")
+    print(f"  recall@1   {_fmt(retrieval.recall_by_k[0])}")
+    print(f"  recall@{k:<3} {_fmt(retrieval.recall_by_k[-1])}")
+    print(f"  MRR@{k:<6} {_fmt(retrieval.mrr)}")
+    a = report.answers
     if a:
         print(f"answers ({a['model']}, temperature 0) to {a['questions']} questions:")
         print(f"  exact match       {_fmt(a['exact_match'])}   (over {a['answered']} answerable answered)")
@@ -282,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(func=cmd_ingest)
 
-    p = with_collection(sub.add_parser("search", help="retrieve passages, no LLM"))
+    p = with_collection(sub.add_parser("search", help="retrieve passages as `ask` does (hybrid by default), no LLM"))
     p.add_argument("query", metavar="QUERY", help="the query, or - to read one query per line from stdin")
     p.add_argument("--k", type=_positive_int, help="passages to return (default: RAG_K)")
     p.add_argument("--json", action="store_true", help="print JSON")
