@@ -98,6 +98,33 @@ class Settings(BaseSettings):
     session_ttl_minutes: float = Field(60.0, gt=0, description="Public mode: idle visitor collections are deleted after this.")
     max_upload_files: int = Field(20, ge=1, description="Files per upload.")
     auth: str = Field("", description="'user:password' to require a login for the web app.")
+    # --- what visitors may change, and how much they may use (see rag/policy.py, rag/quota.py) --
+    public_backends: str = Field(
+        "",
+        description="Public mode: LLM backends a visitor may pick besides RAG_LLM (comma-separated: "
+        "local, openai). Empty: only RAG_LLM.",
+    )
+    public_models: str = Field(
+        "",
+        description="Public mode: models a visitor may pick besides RAG_LOCAL_MODEL and RAG_OPENAI_MODEL "
+        "(comma-separated: smollm2, gemma3-270m, OpenAI model names). Empty: only the configured ones.",
+    )
+    model_dirs: str = Field(
+        "",
+        description="Web app, private mode: folders (comma-separated) whose .gguf files may be typed as "
+        "the local model. Empty: only smollm2, gemma3-270m and RAG_LOCAL_MODEL.",
+    )
+    max_loaded_models: int = Field(2, ge=1, le=8, description="Local GGUF models kept loaded; the least recently used is unloaded.")
+    visitor_upload_files: int = Field(40, ge=1, description="Public mode: files one client address may upload per RAG_SESSION_TTL_MINUTES.")
+    visitor_upload_mb: float = Field(100.0, gt=0, description="Public mode: MB one client address may upload per RAG_SESSION_TTL_MINUTES.")
+    visitor_questions_in_flight: int = Field(1, ge=1, le=4, description="Public mode: questions of one client address answered at once.")
+    visitor_questions_per_minute: int = Field(6, ge=1, description="Public mode: questions one client address may ask per minute.")
+    queue_max_size: int = Field(32, ge=1, description="Web app: requests waiting in the queue before new ones are refused.")
+    client_ip_header: str = Field(
+        "",
+        description="Public mode behind a reverse proxy: the header holding the visitor's address (its last "
+        "value is used, e.g. x-forwarded-for). Empty: the connection's address.",
+    )
     preload: str = Field(
         "",
         description="Files or folders (comma-separated) the web app ingests into RAG_COLLECTION when it "

@@ -146,10 +146,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(argv: list[str], ready_url: str, log_path: Path, name: str, timeout: float = 90):
+def running_server(argv: list[str], ready_url: str, log_path: Path, name: str, timeout: float = 90, env: dict | None = None):
     """Start a real server process, wait (bounded) until `ready_url` answers 200, stop it after."""
     log = log_path.open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + timeout
     try:
         while True:

@@ -256,3 +256,21 @@ def make_structured_pdf(path, blocks: list[tuple], outline: bool = True, heading
     c.showPage()
     c.save()
     return _write(path, buf.getvalue())
+
+
+def make_empty_paragraph_docx(path: Path, paragraphs: int) -> Path:
+    """A real DOCX (python-docx's template) whose body is `paragraphs` empty <w:p/>: ~130 KB zipped."""
+    import docx
+
+    base = path.with_suffix(".base.docx")
+    docx.Document().save(str(base))
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "word/document.xml":
+                text = data.decode()
+                head, _, tail = text.partition("<w:body>")
+                data = (head + "<w:body>" + "<w:p/>" * paragraphs + tail).encode()
+            dst.writestr(item, data)
+    base.unlink()
+    return path

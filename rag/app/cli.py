@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -206,6 +207,8 @@ def cmd_serve(args) -> int:
     parse_auth(args.auth or settings.auth)  # a malformed --auth fails before the app is built
     if args.public:
         settings = settings.model_copy(update={"public": True})
+    # Gradio's upload cache inside RAG_DATA_DIR, so the app writes nowhere else (unless set).
+    os.environ.setdefault("GRADIO_TEMP_DIR", str((settings.data_dir / "gradio-cache").resolve()))
     launch(build_app(settings), host=args.host, port=args.port, share=args.share, auth=args.auth or "")
     return 0
 
