@@ -19,6 +19,8 @@ from typing import Any, Iterable
 
 from langchain_core.documents import Document
 
+from rag.context import CONTEXT_VERSION, context_prefix
+
 # No "" (character) separator: text with no break left is cut at token offsets instead, with one
 # tokenizer call rather than one per character.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " "]
@@ -62,23 +64,36 @@ class ChunkLimits:
 
     def fingerprint(self) -> str:
         """Goes into each document's content hash, so changing the limits re-chunks on next ingest."""
-        return f"chunk:{self.size}/{self.overlap}"
+        return f"chunk:{self.size}/{self.overlap}/{CONTEXT_VERSION}"
 
 
 class Chunker:
     def __init__(self, tokenizer: Any, limits: ChunkLimits):
-        from langchain_text_splitters import RecursiveCharacterTextSplitter
-
         self.tokenizer = _own_tokenizer(tokenizer)
         self.limits = limits
-        self._splitter = RecursiveCharacterTextSplitter(
-            chunk_size=limits.size,
-            chunk_overlap=limits.overlap,
-            length_function=self.count_tokens,
-            separators=SEPARATORS,
-            keep_separator="end",
-            strip_whitespace=True,
-        )
+        self._splitters: dict[int, Any] = {}
+
+    def _splitter(self, size: int):
+        """A splitter for chunks of `size` tokens (the limit minus a section's context prefix)."""
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        if size not in self._splitters:
+            self._splitters[size] = RecursiveCharacterTextSplitter(
+                chunk_size=size,
+                chunk_overlap=min(self.limits.overlap, size // 2),
+                length_function=self.count_tokens,
+                separators=SEPARATORS,
+                keep_separator="end",
+                strip_whitespace=True,
+            )
+        return self._splitters[size]
+
+    def budget(self, metadata: dict) -> int:
+        """Tokens left for a chunk's own text once its context prefix (title, heading path: what
+        rag.context puts in front of it when it is embedded) is counted; at least half the limit."""
+        prefix = context_prefix(metadata)
+        used = self.count_tokens(prefix) + 1 if prefix else 0
+        return max(self.limits.size // 2, self.limits.size - used)
 
     def count_tokens(self, text: str) -> int:
         return len(self._encode(text)["input_ids"])
@@ -88,10 +103,14 @@ class Chunker:
             text, add_special_tokens=False, verbose=False, return_offsets_mapping=offsets
         )
 
-    def chunk(self, sections: Iterable[Document]) -> list[Document]:
+    def chunk(self, sections: Iterable[Document], title: str = "") -> list[Document]:
+        """Sections -> chunks. `title` (the document's, e.g. its file name made readable) goes
+        into each chunk's metadata unless the section brings its own."""
         chunks: list[Document] = []
         rows: list[Document] = []
         for section in sections:
+            if title and not section.metadata.get("title"):
+                section = Document(page_content=section.page_content, metadata={**section.metadata, "title": title})
             if "row" in section.metadata:
                 if rows and rows[-1].metadata.get("sheet") != section.metadata.get("sheet"):
                     chunks.extend(self._pack_rows(rows))
@@ -105,20 +124,22 @@ class Chunker:
         return chunks
 
     def _split_text(self, section: Document) -> list[Document]:
-        pieces = self._splitter.split_text(section.page_content)
+        size = self.budget(section.metadata)
+        pieces = self._splitter(size).split_text(section.page_content)
         return [
             Document(page_content=text, metadata=dict(section.metadata))
             for piece in pieces
-            for text in self._enforce_limit(piece)
+            for text in self._enforce_limit(piece, size)
         ]
 
     def _pack_rows(self, rows: list[Document]) -> list[Document]:
         out: list[Document] = []
         group: list[Document] = []
         used = 0
+        size = self.budget(rows[0].metadata) if rows else self.limits.size  # rows of one sheet
         for row in rows:
             n = self.count_tokens(row.page_content) + 1  # +1 for the newline joining rows
-            if group and used + n > self.limits.size:
+            if group and used + n > size:
                 out.append(self._join_rows(group))
                 group, used = [], 0
             group.append(row)
@@ -129,7 +150,7 @@ class Chunker:
         return [
             Document(page_content=text, metadata=dict(doc.metadata))
             for doc in out
-            for text in self._enforce_limit(doc.page_content)
+            for text in self._enforce_limit(doc.page_content, size)
         ]
 
     @staticmethod
@@ -139,20 +160,19 @@ class Chunker:
             metadata["row_end"] = group[-1].metadata["row"]
         return Document(page_content="\n".join(r.page_content for r in group), metadata=metadata)
 
-    def _enforce_limit(self, text: str) -> list[str]:
-        """Cut `text` at token offsets into pieces of at most `limits.size` tokens."""
+    def _enforce_limit(self, text: str, size: int) -> list[str]:
+        """Cut `text` at token offsets into pieces of at most `size` tokens."""
         text = text.strip()
         if not text:
             return []
         if len(text) > MAX_CHUNK_CHARS:
             step = MAX_CHUNK_CHARS - 200
-            return [p for i in range(0, len(text), step) for p in self._enforce_limit(text[i : i + MAX_CHUNK_CHARS])]
+            return [p for i in range(0, len(text), step) for p in self._enforce_limit(text[i : i + MAX_CHUNK_CHARS], size)]
         enc = self._encode(text, offsets=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
-        size = self.limits.size
         if len(ids) <= size:
             return [text]
-        step = max(1, size - self.limits.overlap)
+        step = max(1, size - min(self.limits.overlap, size // 2))
         pieces: list[str] = []
         start = 0
         while start < len(ids):

@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 from ingest import ocr, stats
 from ingest.chunking import Chunker, ChunkLimits
 from ingest.loaders import LoadError, check_file, load_file
+from rag.context import readable_title
 from rag.schema import FileResult, ReadReport
 from rag.settings import Settings
 from rag.store import DocumentStore
@@ -43,7 +44,8 @@ def file_hash(path: Path, salt: str) -> str:
 
 def expand_paths(paths: Iterable[str | Path], exclude: Iterable[Path] = ()) -> list[Path]:
     """Files as given, and folders walked recursively in sorted order, skipping hidden entries
-    and the store's own folder (so `rag ingest data/` does not ingest Chroma's files)."""
+    and the store's own folders (so `rag ingest data/` does not ingest Chroma's or the keyword
+    index's files)."""
     excluded = {p.resolve() for p in exclude}
     out: list[Path] = []
     for raw in paths:
@@ -103,7 +105,7 @@ class Ingestor:
         return report
 
     def expand(self, paths: Iterable[str | Path]) -> list[Path]:
-        return expand_paths(paths, exclude=[self.settings.chroma_dir])
+        return expand_paths(paths, exclude=[self.settings.chroma_dir, self.settings.keyword_dir])
 
     def ingest_file(self, path: Path, source: str | None = None) -> FileResult:
         """Ingest one file; `source` (default: the path as given) is what citations show."""
@@ -146,7 +148,7 @@ class Ingestor:
             return FileResult(source, "unchanged", chunks=current.stored, read=self.store.read_report(doc_id))
 
         sections, report = self._read(path)
-        chunks = self.chunker.chunk(sections)
+        chunks = self.chunker.chunk(sections, title=readable_title(Path(source).name or path.name))
         if not chunks:
             raise LoadError("no text found in the file")
         ids = [f"{doc_id}-{doc_hash[:12]}-{i:05d}" for i in range(len(chunks))]

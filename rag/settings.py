@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"
 
+    @cached_property
+    def keyword_dir(self) -> Path:
+        """The keyword index files (rag.keyword), one per collection."""
+        return self.data_dir / "keyword"
+
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)

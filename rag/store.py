@@ -15,13 +15,19 @@ another model is refused with a message naming both, instead of Chroma's bare
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlparse
 
+from rag.context import indexed_text
 from rag.errors import CollectionNotFoundError, ConfigError, EmbeddingMismatchError, one_line
+from rag.keyword import KeywordIndex
 from rag.schema import DocumentInfo, ReadReport, SearchHit
 from rag.settings import Settings
 
@@ -31,6 +37,9 @@ if TYPE_CHECKING:
     from rag.embeddings import Embedder
 
 PAGE = 5000  # rows per Chroma get() when scanning a whole collection
+#: Chroma server mode: how often the keyword index compares its ids with the collection's even
+#: when the chunk count has not changed (another process replaced chunks one for one).
+RECHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,13 @@ def collection_metadata(settings: Settings, name: str) -> dict:
 
 
 def delete_collection(settings: Settings, name: str) -> None:
-    make_client(settings).delete_collection(name)
+    """Delete a collection and its keyword index file."""
+    client = make_client(settings)
+    collection_id = client.get_collection(name).id
+    client.delete_collection(name)
+    path = keyword_index_path(settings, collection_id)
+    for file in path.parent.glob(path.name + "*"):
+        file.unlink(missing_ok=True)
 
 
 def open_store(settings: Settings, embedder: "Embedder | None", *, create: bool = True) -> "DocumentStore":
@@ -112,7 +127,8 @@ def open_store(settings: Settings, embedder: "Embedder | None", *, create: bool 
     client = make_client(settings)
     name = settings.collection
     try:
-        names = [getattr(c, "name", c) for c in client.list_collections()]
+        listed = client.list_collections()
+        names = [getattr(c, "name", c) for c in listed]
     except Exception as exc:  # a server that went away, or answered the handshake only
         if not settings.chroma_url:
             raise
@@ -136,7 +152,29 @@ def open_store(settings: Settings, embedder: "Embedder | None", *, create: bool 
             f"collection {name!r} does not exist (collections: {known}). "
             f"Ingest documents first: rag ingest PATH --collection {name}"
         )
-    return DocumentStore(client, collection, embedder)
+    path = keyword_index_path(settings, collection.id)
+    _remove_orphan_indexes(path.parent, {str(getattr(c, "id", "")) for c in listed} | {str(collection.id)})
+    keyword = KeywordIndex(path)
+    return DocumentStore(client, collection, embedder, keyword, recheck_seconds=RECHECK_SECONDS if settings.chroma_url else None)
+
+
+def keyword_index_path(settings: Settings, collection_id) -> Path:
+    """DATA_DIR/keyword/<where>/<collection uuid>.sqlite3: one file per Chroma collection (a
+    collection deleted and made again under the same name gets a new, empty file); <where> is
+    "local" for the embedded store, else a digest of RAG_CHROMA_URL."""
+    where = "local" if not settings.chroma_url else hashlib.sha256(settings.chroma_url.encode()).hexdigest()[:12]
+    return settings.keyword_dir / where / f"{collection_id}.sqlite3"
+
+
+def _remove_orphan_indexes(folder: Path, live_ids: set[str]) -> None:
+    """Delete the keyword index files of collections that no longer exist (a hosted demo's visitor
+    collections come and go). Best effort: a file in use elsewhere is only unlinked, and an index
+    file missing is rebuilt from its collection."""
+    if not folder.is_dir():
+        return
+    for path in folder.glob("*.sqlite3*"):
+        if path.name.split(".sqlite3")[0] not in live_ids:
+            path.unlink(missing_ok=True)
 
 
 def _check_model(collection, embedder: "Embedder", settings: Settings) -> None:
@@ -163,17 +201,23 @@ class DocumentStore:
     `collection` is the chromadb collection; outside this module only tests and benchmarks look
     at it directly."""
 
-    def __init__(self, client, collection, embedder: "Embedder | None"):
+    def __init__(self, client, collection, embedder: "Embedder | None", keyword: KeywordIndex | None = None,
+                 *, recheck_seconds: float | None = None):
         self.client = client
         self.collection = collection
-        self.embedder = embedder
-        self.revision = 0  # bumped by every write through this object (see rag.retrieval.keyword_index)
+        self.embedder = embedder  # None: opened to list and delete only (rag docs), no model loaded
+        # The keyword index is a derived copy of the collection, kept in step by every write here
+        # and repaired by id difference when the counts disagree (see rag.keyword).
+        self.keyword = keyword if keyword is not None else KeywordIndex(None)
+        self.recheck_seconds = recheck_seconds  # None: only this process writes (embedded)
+        self._checked = float("-inf")
+        self._sync_lock = threading.Lock()
         self._vectorstore = None
 
     @property
     def vectorstore(self):
-        """LangChain's Chroma over the collection, made on first search or write (its import and
-        the embedder are what listing documents does without)."""
+        """LangChain's Chroma over the collection, made on first use (its import and the embedder
+        are what listing documents does without)."""
         if self._vectorstore is None:
             if self.embedder is None:
                 raise RuntimeError("this store was opened without an embedder: it can list and delete only")
@@ -213,41 +257,68 @@ class DocumentStore:
         return [StoredVersion(h, n, expected[h]) for h, n in stored.items()]
 
     def add_chunks(self, chunks: "list[Document]", ids: list[str], batch_size: int = 256) -> None:
-        """Embed and upsert; ids are stable, so a rerun after a crash overwrites, never duplicates."""
-        try:
-            for start in range(0, len(chunks), batch_size):
-                batch = chunks[start : start + batch_size]
-                self.vectorstore.add_texts(
-                    texts=[c.page_content for c in batch],
-                    metadatas=[c.metadata for c in batch],
-                    ids=ids[start : start + batch_size],
-                )
-        finally:
-            self.revision += 1  # after the write: a keyword index built meanwhile is rebuilt
+        """Embed and upsert; ids are stable, so a rerun after a crash overwrites, never duplicates.
+
+        What is embedded and keyword-indexed is each chunk's indexed text (title and heading path
+        in front, rag.context); what is stored as its document is the chunk's own text."""
+        for start in range(0, len(chunks), batch_size):
+            batch = chunks[start : start + batch_size]
+            batch_ids = ids[start : start + batch_size]
+            texts = [indexed_text(c.page_content, c.metadata) for c in batch]
+            self.collection.upsert(
+                ids=batch_ids,
+                embeddings=self.embedder.embeddings.embed_documents(texts),
+                documents=[c.page_content for c in batch],
+                metadatas=[c.metadata for c in batch],
+            )
+            self.keyword.add(batch_ids, texts)  # after Chroma: the index never holds more
+
+    def delete_ids(self, ids: list[str]) -> None:
+        for start in range(0, len(ids), PAGE):
+            batch = ids[start : start + PAGE]
+            self.collection.delete(ids=batch)
+            self.keyword.remove(batch)
 
     def delete_other_versions(self, doc_id: str, keep_hash: str) -> None:
-        try:
-            self.collection.delete(where={"$and": [{"doc_id": doc_id}, {"doc_hash": {"$ne": keep_hash}}]})
-        finally:
-            self.revision += 1
+        where = {"$and": [{"doc_id": doc_id}, {"doc_hash": {"$ne": keep_hash}}]}
+        self.delete_ids(self.collection.get(where=where, include=[])["ids"])
 
     def delete_document(self, doc_id: str) -> int:
-        try:
-            n = len(self.collection.get(where={"doc_id": doc_id}, include=[])["ids"])
-            if n:
-                self.collection.delete(where={"doc_id": doc_id})
-            return n
-        finally:
-            self.revision += 1
+        ids = self.collection.get(where={"doc_id": doc_id}, include=[])["ids"]
+        self.delete_ids(ids)
+        return len(ids)
 
     def clear(self) -> int:
-        try:
-            n = self.count()
-            for ids in self._id_pages():
-                self.collection.delete(ids=ids)
-            return n
-        finally:
-            self.revision += 1
+        n = self.count()
+        for ids in self._id_pages():
+            self.delete_ids(ids)
+        return n
+
+    # --- the keyword index -------------------------------------------------------------------
+    def keyword_index(self) -> KeywordIndex:
+        """The keyword index, first repaired if it is out of step with the collection: when the
+        chunk counts differ (another process wrote, or a crash fell between the two writes), and
+        in server mode every `recheck_seconds` as well. Costs two counts when nothing changed."""
+        due = self.recheck_seconds is not None and time.monotonic() - self._checked > self.recheck_seconds
+        if due or self.keyword.count() != self.collection.count():
+            self.sync_keyword_index()
+        return self.keyword
+
+    def sync_keyword_index(self) -> tuple[int, int]:
+        """Compare ids with the collection; index what is missing (reading only those chunks'
+        texts), drop what is gone. Returns (added, removed)."""
+        with self._sync_lock:
+            ids = [cid for got in self.pages([]) for cid in got["ids"]]
+            result = self.keyword.sync(ids, self._indexed_texts)
+            self._checked = time.monotonic()
+            return result
+
+    def _indexed_texts(self, ids: list[str]) -> dict[str, str]:
+        got = self.collection.get(ids=ids, include=["documents", "metadatas"])
+        return {
+            cid: indexed_text(text or "", meta or {})
+            for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"])
+        }
 
     # --- reading -------------------------------------------------------------------------
     def pages(self, include: list[str]) -> Iterator[dict]:

@@ -219,6 +219,45 @@ def make_unspaced_text(path, n_chars: int = 200_000, seed: int = 0, alphabet: st
     return _write(path, "".join(rng.choice(alphabet) for _ in range(n_chars)).encode("ascii"))
 
 
+def make_structured_pdf(path, blocks: list[tuple], outline: bool = True, heading_fonts: bool = True) -> Path:
+    """A PDF with structure. blocks: ("heading", level, text) | ("para", text) | ("page",).
+    Headings are set in bold, level 1 at 18 pt and level 2 at 14 pt (heading_fonts=False: in the
+    body's 11 pt Helvetica, so only their text can tell them apart), and with `outline` each
+    heading is also a bookmark of the PDF's outline at its level."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.utils import simpleSplit
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=A4)
+    width, height = A4
+    y = height - 72
+    for n, block in enumerate(blocks):
+        if block[0] == "page":
+            c.showPage()
+            y = height - 72
+            continue
+        if block[0] == "heading":
+            level, text = block[1], block[2]
+            font, size = ("Helvetica-Bold", {1: 18, 2: 14}.get(level, 12)) if heading_fonts else ("Helvetica", 11)
+            if outline:
+                c.bookmarkPage(f"h{n}", fit="XYZ", top=y + size)
+                c.addOutlineEntry(text, f"h{n}", level=level - 1)
+        else:
+            text, font, size = block[1], "Helvetica", 11
+        for line in simpleSplit(text, font, size, width - 144) or [""]:
+            if y < 72:
+                c.showPage()
+                y = height - 72
+            c.setFont(font, size)
+            c.drawString(72, y, line)
+            y -= size + 4
+        y -= 6
+    c.showPage()
+    c.save()
+    return _write(path, buf.getvalue())
+
+
 def make_empty_paragraph_docx(path: Path, paragraphs: int) -> Path:
     """A real DOCX (python-docx's template) whose body is `paragraphs` empty <w:p/>: ~130 KB zipped."""
     import docx

@@ -18,7 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from rag.retrieval import _STOPWORDS
+from rag.keyword import _STOPWORDS
 
 
 class NeverCalled(BaseChatModel):

@@ -180,6 +180,43 @@ def test_same_chunks_and_rankings_as_the_embedded_store(chroma_server, corpus, t
     assert_no_local_chroma(tmp_path / "data-server")
 
 
+def test_keyword_index_follows_another_client_writing_to_the_server(server, corpus, tmp_path, monkeypatch, capsys):
+    """Two processes with their own data folders (their own keyword index files) share one Chroma
+    server. One ingests, updates and deletes; the other's keyword search follows by id difference,
+    never returns a deleted chunk, and reads only the chunks it lacks."""
+    from ingest.pipeline import Ingestor, document_id
+    from rag.embeddings import make_embedder
+    from rag.retrieval import Retriever
+    from rag.store import open_store
+
+    writer_settings = Settings(data_dir=tmp_path / "writer")
+    reader_settings = Settings(data_dir=tmp_path / "reader")
+    embedder = make_embedder(writer_settings)
+    writer = open_store(writer_settings, embedder)
+    reader = open_store(reader_settings, embedder)
+    assert writer.keyword.path != reader.keyword.path
+    retriever = Retriever(reader, reader_settings)
+    assert Ingestor(writer, writer_settings).ingest([corpus]).ok
+
+    hit = retriever.retrieve("Lindqvist", k=1)[0]  # counts differ: synced by id difference
+    assert "Karin Lindqvist" in hit.text and hit.metadata["bm25_rank"] == 1
+    assert reader.keyword.ids() == set(all_chunk_ids(reader_settings))
+
+    note = tmp_path / "note.txt"
+    make_text(note, "Signal flag code ZQ-5150 is kept in the chart room.")
+    assert Ingestor(writer, writer_settings).ingest([note]).ok
+    reads = []
+    original = reader._indexed_texts
+    monkeypatch.setattr(reader, "_indexed_texts", lambda ids: reads.append(list(ids)) or original(ids))
+    hit = retriever.retrieve("ZQ-5150", k=1)[0]
+    assert "ZQ-5150" in hit.text and hit.metadata["bm25_rank"] == 1
+    assert reads == [[hit.chunk_id]]  # only the new chunk's text was read
+
+    assert writer.delete_document(document_id(note)) == 1
+    assert all("ZQ-5150" not in h.text for h in retriever.retrieve("ZQ-5150 chart room", k=5))
+    assert reader.keyword.search("ZQ-5150", 5) == []
+
+
 # ------------------------------------------------------------------ a wrong RAG_CHROMA_URL
 
 def assert_one_line_naming_the_url(code: int, out: str, err: str, url: str) -> None:
