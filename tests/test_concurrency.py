@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from conftest import free_port, running_server
+from conftest import free_port, rag_cmd, running_server
 from docgen import make_docx, make_pdf, make_pptx, make_text, make_xlsx
 from ingest.chunking import Chunker, ChunkLimits
 from ingest.loaders import load_file
@@ -35,9 +35,7 @@ from rag.settings import Settings
 from rag.store import open_store
 from rag.workspace import Workspace, visitor_collection
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import Client, handle_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CHATS = 20
@@ -110,7 +108,7 @@ def served(request, tmp_path, monkeypatch):
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)  # the server process inherits them
-    argv = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [*rag_cmd(), "serve", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}/"
     log = tmp_path / "serve.log"
     with ExitStack() as stack:
@@ -251,14 +249,16 @@ def test_chunking_while_questions_are_embedded_loses_no_text(embedder):
     with ThreadPoolExecutor(max_workers=2) as pool:
         embedding = [pool.submit(embed_questions) for _ in range(2)]
         try:
-            deadline = time.monotonic() + 60
+            # A fixed number of chunkings, however fast this machine is; the deadline only bounds a hang.
+            deadline = time.monotonic() + 600
             results = []
-            while len(results) < 300 and time.monotonic() < deadline:
+            while len(results) < 100:
                 results.append([c.page_content for c in chunker.chunk(section)])
+                if time.monotonic() > deadline:
+                    pytest.fail(f"only {len(results)} chunkings in 600 s")
         finally:
             stop.set()
-        assert all(f.result(timeout=60) > 0 for f in embedding)
-    assert len(results) >= 50, len(results)
+        assert all(f.result(timeout=60) > 0 for f in embedding)  # questions were embedded meanwhile
     wrong = [len(r) for r in results if r != quiet]
     assert not wrong, f"{len(wrong)} of {len(results)} chunkings differ (chunk counts {wrong[:5]}, quiet {len(quiet)})"
 
