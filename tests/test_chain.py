@@ -76,10 +76,20 @@ def test_local_model_answers_with_a_citation_to_the_right_page(store, ingested):
 @pytest.mark.slow
 def test_follow_up_is_rewritten_before_retrieval(store, ingested):
     chain = make_chain(ingested)
-    first = chain.ask("Why was the warehouse in Tromsø closed?")
-    follow = chain.ask("In which month did that happen?", history=[("Why was the warehouse in Tromsø closed?", first.answer)])
+    first = chain.ask(FIRST)
+    follow = chain.ask(FOLLOW, history=[(FIRST, first.answer)])
     assert follow.rewritten_query and "warehouse" in follow.rewritten_query.lower()
     assert any(p.source.endswith("report.pdf") and p.page == 2 for p in follow.passages)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="Gemma 3 270M's rewrite of this follow-up is rejected by _usable_rewrite, so the "
+                   "fallback (previous question + this one) is what is searched", strict=False)
+def test_default_model_rewrites_a_follow_up_itself(store, ingested):
+    """Whether the model's own rewrite is used (the test above passes through the fallback too)."""
+    chain = make_chain(ingested)
+    follow = chain.ask(FOLLOW, history=[(FIRST, "The warehouse in Tromsø was closed because of flooding [1].")])
+    assert follow.rewritten_query != f"{FIRST} {FOLLOW}", follow.rewritten_query
 
 
 # ------------------------------------------------------------------ test-mending (issue 17)
