@@ -1,5 +1,6 @@
 """`rag eval` on tiny datasets the tests write: real packaged embedder, real Chroma in a temporary
-folder, the real packaged SmolLM2 for --answers (chosen over the default Gemma 3 270M for speed). Most tests call `rag.cli.main` in-process."""
+folder, the real packaged SmolLM2 for --answers (set explicitly: faster than the default Gemma 3
+270M). Most tests call `rag.cli.main` in-process."""
 
 from __future__ import annotations
 
