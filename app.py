@@ -4,8 +4,8 @@
 run as a script. Settings come from RAG_* variables or .env (see README).
 """
 
+from rag.app.web import build_app, launch
 from rag.settings import load_settings
-from rag.web import build_app, launch
 
 demo = build_app(load_settings())
 

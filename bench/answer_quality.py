@@ -29,7 +29,7 @@ def main() -> None:
 
     from rag.chain import QAChain
     from rag.llm import make_llm
-    from rag.metrics import contains, exact_match, f1
+    from rag.app.evaluation.scoring import contains, exact_match, f1
     from rag.retrieval import Retriever
 
     store, settings = open_ingested(args.dataset, args.data_dir)

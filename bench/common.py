@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 # Dataset loading, answer matching and batched query embeddings are shared with `rag eval`.
-from rag.evaluation import (  # noqa: F401  (re-exported for the benchmark scripts)
+from rag.app.evaluation import (  # noqa: F401  (re-exported for the benchmark scripts)
     Question,
     collection_name,
     contains_answer,

@@ -64,7 +64,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import naive  # noqa: E402  (bench/naive.py: the script's folder is on sys.path)
 from common import DEFAULT_DATA_DIR, collection_name, contains_answer, load_questions, write_corpus  # noqa: E402
-from rag.evaluation import _PrecomputedQueries, with_precomputed_queries  # noqa: E402
+from rag.app.evaluation.running import _PrecomputedQueries, with_precomputed_queries  # noqa: E402
 
 STAGES = ("ingest", "memory", "quality", "latency", "llm")
 OURS_COLLECTION = "bench"

@@ -94,7 +94,7 @@ def start_server(args, workdir: Path) -> tuple[subprocess.Popen, str, Path]:
         ANONYMIZED_TELEMETRY="False",
     )
     log = workdir / "serve.log"
-    argv = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "rag.app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"

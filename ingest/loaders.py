@@ -23,10 +23,13 @@ import csv
 import datetime as dt
 import io
 import logging
+import os
 import re
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from langchain_core.documents import Document
 
@@ -38,12 +41,6 @@ class LoadError(Exception):
         super().__init__(reason)
         self.reason = reason
 
-
-SUPPORTED_EXTENSIONS: dict[str, str] = {
-    ".pdf": "PDF", ".docx": "Word (DOCX)", ".pptx": "PowerPoint (PPTX)", ".xlsx": "Excel (XLSX)",
-    ".csv": "CSV", ".html": "HTML", ".htm": "HTML", ".md": "Markdown", ".markdown": "Markdown",
-    ".txt": "plain text", ".text": "plain text", ".log": "plain text", ".rst": "plain text",
-}
 
 _MB = 1024 * 1024
 _ZIP_MAX_TOTAL = 200 * _MB
@@ -417,27 +414,60 @@ def _load_text(path: Path) -> list[Document]:
     return [_doc(text.strip())] if text.strip() else []
 
 
-_LOADERS = {".pdf": _load_pdf, ".docx": _load_docx, ".pptx": _load_pptx, ".xlsx": _load_xlsx,
-            ".csv": _load_csv, ".html": _load_html, ".htm": _load_html, ".md": _load_markdown,
-            ".markdown": _load_markdown, ".txt": _load_text, ".text": _load_text, ".log": _load_text,
-            ".rst": _load_text}
+@dataclass(frozen=True)
+class Loader:
+    load: Callable[[Path], list[Document]]
+    kind: str  # what a person calls the format, in messages
+
+
+#: The one list of what can be ingested: extension (lowercase, with the dot) -> loader.
+LOADERS: dict[str, Loader] = {
+    ".pdf": Loader(_load_pdf, "PDF"),
+    ".docx": Loader(_load_docx, "Word (DOCX)"),
+    ".pptx": Loader(_load_pptx, "PowerPoint (PPTX)"),
+    ".xlsx": Loader(_load_xlsx, "Excel (XLSX)"),
+    ".csv": Loader(_load_csv, "CSV"),
+    ".html": Loader(_load_html, "HTML"),
+    ".htm": Loader(_load_html, "HTML"),
+    ".md": Loader(_load_markdown, "Markdown"),
+    ".markdown": Loader(_load_markdown, "Markdown"),
+    ".txt": Loader(_load_text, "plain text"),
+    ".text": Loader(_load_text, "plain text"),
+    ".log": Loader(_load_text, "plain text"),
+    ".rst": Loader(_load_text, "plain text"),
+}
+
+
+def check_file(path: Path, max_mb: float | None = None) -> None:
+    """Refuse, before any parsing, what cannot be ingested: missing, not a file, unsupported
+    type, empty, over `max_mb` (RAG_MAX_FILE_MB), unreadable. Raises LoadError."""
+    path = Path(path)
+    if not path.exists():
+        raise LoadError("file not found (no such file or directory)")
+    if not path.is_file():
+        raise LoadError("not a regular file")
+    ext = path.suffix.lower()
+    if ext not in LOADERS:
+        supported = ", ".join(sorted(LOADERS))
+        raise LoadError(f"unsupported file type '{ext or '(no extension)'}' (supported: {supported})")
+    size = path.stat().st_size
+    if size == 0:
+        raise LoadError("empty file (0 bytes)")
+    if max_mb is not None and size > max_mb * 2**20:
+        raise LoadError(f"file is {size / 2**20:.1f} MB, over the {max_mb:g} MB limit (RAG_MAX_FILE_MB)")
+    if not os.access(path, os.R_OK):
+        raise LoadError("permission denied")
 
 
 def load_file(path: Path) -> list[Document]:
     """Load one file into sections. Raises LoadError (never anything else) on failure."""
     path = Path(path)
-    ext = path.suffix.lower()
-    if ext not in _LOADERS:
-        supported = ", ".join(SUPPORTED_EXTENSIONS)
-        raise LoadError(f"unsupported file type '{ext or '(no extension)'}' (supported: {supported})")
-    fmt = SUPPORTED_EXTENSIONS[ext]
+    loader = LOADERS.get(path.suffix.lower())
+    fmt = loader.kind if loader else "this"
     cause: BaseException | None = None
     try:
-        if not path.is_file():
-            raise LoadError("not a regular file" if path.exists() else "file not found")
-        if path.stat().st_size == 0:
-            raise LoadError("empty file (0 bytes)")
-        docs = _LOADERS[ext](path)
+        check_file(path)
+        docs = loader.load(path)
     except LoadError as exc:
         reason, cause = exc.reason, exc.__cause__
     except OSError as exc:

@@ -1,6 +1,7 @@
 """Files in, chunks in the store out: one result per file, and one bad file never stops the rest.
 
-Per file: refuse what cannot be read (missing, empty, too large, unsupported); hash the bytes;
+Per file: refuse what cannot be read (missing, empty, too large, unsupported: the loaders'
+`check_file`); hash the bytes;
 if the store already holds that exact version completely, stop there (nothing is parsed or
 embedded); otherwise load, chunk, upsert the new version under stable ids, and only then delete
 older versions. A crash at any point leaves either the old version or an incomplete new one,
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ingest.chunking import Chunker, ChunkLimits
-from ingest.loaders import SUPPORTED_EXTENSIONS, LoadError, load_file
+from ingest.loaders import LoadError, check_file, load_file
 from rag.schema import FileResult
 from rag.settings import Settings
 from rag.store import DocumentStore
@@ -111,9 +112,7 @@ class Ingestor:
             return FileResult(source, "failed", error=f"{type(exc).__name__}: {exc}")
 
     def _ingest(self, path: Path, source: str) -> FileResult:
-        problem = self._precheck(path)
-        if problem:
-            return FileResult(source, "failed", error=problem)
+        check_file(path, self.settings.max_file_mb)  # LoadError: this file's failure, with the reason
         doc_id = document_id(path)
         doc_hash = file_hash(path, self.limits.fingerprint())
         versions = self.store.versions(doc_id)
@@ -138,24 +137,3 @@ class Ingestor:
         self.store.delete_other_versions(doc_id, doc_hash)
         replaced = any(v.doc_hash != doc_hash and v.complete for v in versions)
         return FileResult(source, "updated" if replaced else "added", chunks=len(chunks))
-
-    def _precheck(self, path: Path) -> str | None:
-        if not path.exists():
-            return "no such file or directory"
-        if not path.is_file():
-            return "not a regular file"
-        ext = path.suffix.lower()
-        if ext not in SUPPORTED_EXTENSIONS:
-            kinds = ", ".join(sorted(SUPPORTED_EXTENSIONS))
-            return f"unsupported file type '{ext or path.name}' (supported: {kinds})"
-        size = path.stat().st_size
-        if size == 0:
-            return "empty file (0 bytes)"
-        if size > self.settings.max_file_bytes:
-            return (
-                f"file is {size / 2**20:.1f} MB, over the {self.settings.max_file_mb:g} MB limit "
-                "(RAG_MAX_FILE_MB)"
-            )
-        if not os.access(path, os.R_OK):
-            return "permission denied"
-        return None

@@ -32,8 +32,9 @@ class QAChain:
 
         self.retriever = retriever
         self.settings = settings
-        # A 135M-parameter model answers in its first paragraph, then talks about the passages.
-        self.one_paragraph = settings.llm == "local"
+        # A tiny local model answers in its first paragraph, then talks about the passages: the
+        # model object says so (rag.llm.local.LocalChatModel.answers_in_first_paragraph).
+        self.one_paragraph = bool(getattr(llm, "answers_in_first_paragraph", False))
         self._llm_errors = llm_errors
         self.rewrite_chain = REWRITE_PROMPT | llm | StrOutputParser()
         self.answer_chain = ANSWER_PROMPT | llm | StrOutputParser()

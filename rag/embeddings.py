@@ -27,7 +27,7 @@ class Embedder:
     dimension: int
     max_tokens: int  # content tokens the model reads, special tokens excluded
     tokenizer: Any  # a Hugging Face fast tokenizer
-    embeddings: Any  # a LangChain Embeddings (HuggingFaceEmbeddings)
+    embeddings: Any  # a LangChain Embeddings: OnnxEmbeddings (int8, default) or HuggingFaceEmbeddings (torch)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])

@@ -23,3 +23,9 @@ class LLMError(RagError):
 
 class DatasetError(RagError):
     """An evaluation dataset is missing or malformed. Names the file and, where known, the line or entry."""
+
+
+def one_line(exc: BaseException | str, limit: int = 200) -> str:
+    """An exception's text on one line, bounded: what a one-line error message quotes."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from rag.cache import cache_root as cache_root_dir
 from rag.errors import ConfigError
 
 #: Bump when the export recipe changes, so cached models are rebuilt.
@@ -30,8 +31,7 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "groundwork-rag" / "embedders"
+    return cache_root_dir() / "embedders"
 
 
 def _fingerprint(model_dir: Path) -> str:

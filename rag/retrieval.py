@@ -38,7 +38,6 @@ from rag.store import DocumentStore
 
 RRF_K = 60
 MMR_LAMBDA = 0.5
-_PAGE = 5000  # rows per Chroma get() when reading the whole collection
 RECHECK_SECONDS = 30.0
 _WORD = re.compile(r"\w+")
 _STOPWORDS = frozenset(
@@ -99,23 +98,13 @@ _indexes: "weakref.WeakKeyDictionary[DocumentStore, _KeywordIndex]" = weakref.We
 _lock = threading.Lock()
 
 
-def _pages(collection, include: list[str]):
-    offset = 0
-    while True:
-        got = collection.get(limit=_PAGE, offset=offset, include=include)
-        if not got["ids"]:
-            return
-        yield got
-        offset += len(got["ids"])
-
-
 def keyword_index(store: DocumentStore) -> _KeywordIndex:
     """The store's BM25 index, rebuilt if the collection's chunk ids changed since it was built."""
-    state = (store.revision, store.collection.count())
+    state = (store.revision, store.count())
     cached = _indexes.get(store)
     if cached is not None and cached.state == state and time.monotonic() - cached.checked < RECHECK_SECONDS:
         return cached
-    current = sorted(i for got in _pages(store.collection, []) for i in got["ids"])
+    current = sorted(i for got in store.pages([]) for i in got["ids"])
     with _lock:
         cached = _indexes.get(store)
         if cached is not None and cached.fingerprint == current:
@@ -123,12 +112,24 @@ def keyword_index(store: DocumentStore) -> _KeywordIndex:
             return cached
         ids: list[str] = []
         tokens: list[list[str]] = []
-        for got in _pages(store.collection, ["documents"]):
+        for got in store.pages(["documents"]):
             ids.extend(got["ids"])
             tokens.extend(tokenize(text or "") for text in got["documents"])
         bm25 = BM25(tokens) if any(tokens) else None
         _indexes[store] = index = _KeywordIndex(ids, sorted(ids), bm25, state, time.monotonic())
         return index
+
+
+def rrf(rankings: dict[str, list[str]], k: int = RRF_K) -> tuple[dict[str, float], dict[str, dict[str, int]]]:
+    """Reciprocal Rank Fusion of named rankings (lists of ids, best first): each id's sum of
+    1 / (k + rank), and the rank it had in each list."""
+    fused: dict[str, float] = {}
+    ranks: dict[str, dict[str, int]] = {}
+    for name, ranking in rankings.items():
+        for rank, cid in enumerate(ranking, start=1):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (k + rank)
+            ranks.setdefault(cid, {})[name] = rank
+    return fused, ranks
 
 
 def mmr_order(query: np.ndarray, embeddings: np.ndarray, lam: float = MMR_LAMBDA) -> list[int]:
@@ -167,18 +168,14 @@ class Retriever:
         k = self.settings.k if k is None else k
         hybrid = self.settings.hybrid if hybrid is None else hybrid
         mmr = self.settings.mmr if mmr is None else mmr
-        collection = self.store.collection
-        total = collection.count()
+        total = self.store.count()
         if k < 1 or total == 0:
             return []
         n = min(max(20, 4 * k), total)
 
         qvec = _unit(self.store.embedder.embeddings.embed_query(query))  # embedded once
-        got = collection.query(
-            query_embeddings=[qvec.tolist()], n_results=n, include=["documents", "metadatas", "embeddings"]
-        )
         chunks: dict[str, tuple[str, dict, np.ndarray]] = {}  # id -> (text, metadata, unit vector)
-        self._collect(chunks, got["ids"][0], got["documents"][0], got["metadatas"][0], got["embeddings"][0])
+        self._collect(chunks, self.store.query_by_vector(qvec.tolist(), n))
         cosine = {cid: float(vec @ qvec) for cid, (_, _, vec) in chunks.items()}
 
         dense = sorted(chunks, key=lambda cid: -cosine[cid])
@@ -190,17 +187,12 @@ class Retriever:
             keyword = self._keyword(query, n)
             missing = [cid for cid in keyword if cid not in chunks]
             if missing:  # BM25-only hits: fetch their stored embeddings for a real cosine
-                extra = collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
-                self._collect(chunks, extra["ids"], extra["documents"], extra["metadatas"], extra["embeddings"])
-                cosine.update({cid: float(chunks[cid][2] @ qvec) for cid in extra["ids"]})
+                extra = self.store.get_by_ids(missing)
+                self._collect(chunks, extra)
+                cosine.update({c.id: float(chunks[c.id][2] @ qvec) for c in extra})
             rankings["bm25_rank"] = [cid for cid in keyword if cid in chunks]  # minus any deleted since
 
-        fused: dict[str, float] = {}
-        ranks: dict[str, dict[str, int]] = {}
-        for name, ranking in rankings.items():
-            for rank, cid in enumerate(ranking, start=1):
-                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
-                ranks.setdefault(cid, {})[name] = rank
+        fused, ranks = rrf(rankings)
         order = sorted(fused, key=lambda cid: (-fused[cid], -cosine[cid])) if hybrid else dense
 
         hits = []
@@ -220,9 +212,9 @@ class Retriever:
         return hits
 
     @staticmethod
-    def _collect(chunks, ids, documents, metadatas, embeddings) -> None:
-        for cid, text, meta, vec in zip(ids, documents, metadatas, embeddings):
-            chunks[cid] = (text or "", dict(meta or {}), _unit(vec))
+    def _collect(chunks, stored) -> None:
+        for chunk in stored:
+            chunks[chunk.id] = (chunk.text, chunk.metadata, _unit(chunk.embedding))
 
     def _keyword(self, query: str, n: int) -> list[str]:
         """Ids of the top-n BM25 chunks with a positive score (sharing at least one query term)."""
@@ -250,11 +242,8 @@ class MergedRetriever:
         lists = [r.retrieve(query, k, **options) for r in self.retrievers]
         if len(lists) == 1:
             return lists[0]
-        fused: dict[str, tuple[float, SearchHit]] = {}
-        for hits in lists:
-            for hit in hits:
-                prior = fused.get(hit.chunk_id, (0.0, hit))[0]
-                fused[hit.chunk_id] = (prior + 1.0 / (RRF_K + hit.rank), hit)
-        order = sorted(fused.values(), key=lambda pair: (-pair[0], -pair[1].score))
+        by_id = {hit.chunk_id: hit for hits in lists for hit in hits}
+        fused, _ = rrf({str(i): [hit.chunk_id for hit in hits] for i, hits in enumerate(lists)})
+        order = sorted(fused, key=lambda cid: (-fused[cid], -by_id[cid].score))
         k = self.retrievers[0].settings.k if k is None else k
-        return [replace(hit, rank=rank) for rank, (_, hit) in enumerate(order[:k], start=1)]
+        return [replace(by_id[cid], rank=rank) for rank, cid in enumerate(order[:k], start=1)]

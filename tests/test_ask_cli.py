@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import child_env, free_port, rag_cmd
-from rag.cli import main
+from rag.app.cli import main
 
 
 @pytest.fixture
@@ -48,6 +48,7 @@ def test_ask_json_has_the_answer_object(data_dir, capsys):
     assert c["source"].endswith("report.pdf") and c["page"] == 2
 
 
+@pytest.mark.slow
 def test_out_of_corpus_question_is_refused(data_dir, capsys):
     code, answer, _ = ask_json(capsys, "Who won the football World Cup final in 1998?")
     assert code == 0 and answer["refused"] is True and answer["citations"] == []

@@ -86,7 +86,7 @@ def chromium() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's sync API runs an event loop until closed: not past this module
 def browser(chromium):
     try:
         from playwright.sync_api import sync_playwright
@@ -102,7 +102,7 @@ def browser(chromium):
 
 @pytest.fixture
 def app_url(tmp_path):
-    from rag.web import build_app
+    from rag.app.web import build_app
 
     demo = build_app(Settings(data_dir=tmp_path / "data", collection="browser", temperature=0.0))
     port = free_port()
@@ -225,7 +225,7 @@ def scripted_app(tmp_path, monkeypatch):
     the page asks for is recorded with the settings it was built with."""
     from fakes import slow_scripted_llm
     from rag.chain import QAChain
-    from rag.web import build_app
+    from rag.app.web import build_app
 
     demo = build_app(Settings(data_dir=tmp_path / "data", collection="browser", temperature=0.0))
     ws = demo.workspace

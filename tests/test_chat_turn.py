@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import free_port
-from rag.web import chat_turn
-from rag.workspace import Workspace
+from rag.app.web import chat_turn
+from rag.app.workspace import Workspace
 
 
 @pytest.fixture
@@ -22,6 +22,7 @@ def last(turns):
     return final
 
 
+@pytest.mark.slow
 def test_refusal_is_shown_as_such(workspace, settings):
     chat, history, sources = last(chat_turn(workspace, "s", "Who won the 1998 World Cup final?", [], [], settings.collection, {}))
     assert chat[-1] == {"role": "assistant", "content": "I could not find this in your documents."}
@@ -51,7 +52,7 @@ def test_empty_message_changes_nothing(workspace, settings):
 
 
 def test_preload_fills_the_shared_collection(settings, corpus, capsys):
-    from rag.web import build_app
+    from rag.app.web import build_app
 
     demo = build_app(settings.model_copy(update={"preload": f"{corpus / 'notes.md'}, {corpus / 'sub'}", "public": True}))
     assert "preloaded 3 files" in capsys.readouterr().out

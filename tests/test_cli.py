@@ -1,7 +1,7 @@
 """The `rag` CLI as a user sees it: exit codes, JSON shapes, human output, error messages.
 
 Real packaged embedder, real Chroma in tmp_path, real generated documents. Most tests call
-`rag.cli.main` in-process (the embedder loads once per process); the few marked slow run the
+`rag.app.cli.main` in-process (the embedder loads once per process); the few marked slow run the
 installed CLI in a subprocess, as a user's shell would.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import child_env, rag_cmd, rag_script
 from docgen import make_empty, make_encrypted_pdf, make_image_only_pdf, make_pdf, make_random_bytes, make_text
-from rag.cli import main
+from rag.app.cli import main
 
 TOTAL_KEYS = {"files", "added", "unchanged", "updated", "failed", "chunks"}
 HIT_KEYS = {"rank", "score", "source", "page", "chunk_id", "text"}
@@ -228,6 +228,25 @@ def test_search_json_shape_and_page_of_a_pdf_fact(corpus, data_dir, capsys):
     assert "flooding" in top["text"]
 
     assert len(search(capsys, "ferry", k=1)) == 1
+
+
+def test_search_gives_the_passages_ask_would_use(corpus, data_dir, capsys, monkeypatch):
+    """`rag search` runs the chain's retrieval: hybrid by default, dense-only with RAG_HYBRID=false."""
+    from rag.embeddings import make_embedder
+    from rag.retrieval import Retriever
+    from rag.settings import load_settings
+    from rag.store import open_store
+
+    assert run_json(capsys, "ingest", str(corpus), "--json")[0] == 0
+    query = "When does the night ferry to Bodø leave from pier 4?"
+    for hybrid in ("true", "false"):
+        monkeypatch.setenv("RAG_HYBRID", hybrid)
+        settings = load_settings()
+        expected = Retriever(open_store(settings, make_embedder(settings), create=False), settings).retrieve(query, k=5)
+        hits = search(capsys, query, k=5)
+        assert [h["chunk_id"] for h in hits] == [h.chunk_id for h in expected]
+        assert [h["score"] for h in hits] == [h.score for h in expected]
+        assert any("bm25_rank" in h.metadata for h in expected) == (hybrid == "true")
 
 
 def test_search_human_output(corpus, data_dir, capsys):

@@ -33,7 +33,7 @@ from ingest.pipeline import Ingestor
 from rag.chain import REFUSAL
 from rag.settings import Settings
 from rag.store import open_store
-from rag.workspace import Workspace, visitor_collection
+from rag.app.workspace import Workspace, visitor_collection
 
 from gradio_client import Client, handle_file
 

@@ -1,6 +1,6 @@
 """`rag eval` on tiny datasets the tests write: real packaged embedder, real Chroma in a temporary
 folder, the real packaged SmolLM2 for --answers (set explicitly: faster than the default Gemma 3
-270M). Most tests call `rag.cli.main` in-process."""
+270M). Most tests call `rag.app.cli.main` in-process."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 
 from conftest import child_env, rag_cmd
 
+from rag.app.cli import main
+from rag.app.evaluation import Question, RetrievalScores, sample
 from rag.chain import REFUSAL
-from rag.cli import main
-from rag.evaluation import Question, RetrievalScores, sample
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPORT_KEYS = {

@@ -18,7 +18,7 @@ from pathlib import Path
 import docgen
 import pytest
 
-from rag.workspace import Workspace
+from rag.app.workspace import Workspace
 
 MB = 1024 * 1024
 
@@ -71,6 +71,7 @@ def stored_chunks(store, source: str) -> list[str]:
 
 # ------------------------------------------------------------------ one hostile batch
 
+@pytest.mark.slow
 def test_hostile_batch_fails_cleanly_and_keeps_everything_else(ingestor, store, settings, corpus, tmp_path, zip_bomb):
     # Documents stored before the batch.
     assert ingestor.ingest([corpus]).ok

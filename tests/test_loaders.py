@@ -9,7 +9,7 @@ import pytest
 from docgen import (make_csv, make_docx, make_empty, make_encrypted_pdf, make_html, make_image_only_pdf,
                     make_pdf, make_pptx, make_random_bytes, make_text, make_truncated_pdf, make_xlsx,
                     make_zip_bomb_docx)
-from ingest.loaders import SUPPORTED_EXTENSIONS, LoadError, decode_text, load_file
+from ingest.loaders import LOADERS, LoadError, decode_text, load_file
 
 ALLOWED_KEYS = {"page", "heading", "sheet", "row"}
 KEY_TYPES = {"page": int, "heading": str, "sheet": str, "row": int}
@@ -273,7 +273,7 @@ def test_whitespace_only_text_is_an_error(tmp_path):
 
 # ------------------------------------------------------------------ general contract
 
-@pytest.mark.parametrize("ext", sorted(SUPPORTED_EXTENSIONS))
+@pytest.mark.parametrize("ext", sorted(LOADERS))
 def test_zero_byte_file(tmp_path, ext):
     assert "empty file (0 bytes)" in str(load_error(make_empty(tmp_path / f"e{ext}")))
 

@@ -1,4 +1,4 @@
-from rag.metrics import contains, exact_match, f1
+from rag.app.evaluation.scoring import contains, exact_match, f1
 
 
 def test_exact_match_normalises_case_punctuation_articles_and_markers():

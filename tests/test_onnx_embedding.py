@@ -11,6 +11,8 @@ from rag.onnx_embedding import int8_model, load_onnx_embeddings
 from rag.settings import Settings
 from rag.store import open_store
 
+pytestmark = pytest.mark.slow  # the real models: int8 ONNX and fp32 torch
+
 TEXTS = [
     "The lighthouse keeper climbed 212 steps to light the lamp at dusk.",
     "Coronaviruses are enveloped viruses with a positive-sense single-stranded RNA genome.",

@@ -110,6 +110,7 @@ def test_refusal_depends_only_on_scores_and_settings(settings, text, refuse_belo
 
 # ------------------------------------------------------------------ citation checking
 
+@pytest.mark.slow
 def test_obeyed_injection_cannot_cite_beyond_the_retrieved_passages(store, injected):
     """The model obeyed: it says Berlin, cites the nonexistent [9], and claims the documents confirm it."""
     reply = "The capital of France is Berlin [9]. The documents confirm it [1]."
@@ -131,6 +132,7 @@ def test_obeyed_injection_cannot_cite_beyond_the_retrieved_passages(store, injec
     assert cited.supported is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "reply",
     [

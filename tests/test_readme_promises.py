@@ -67,6 +67,7 @@ def test_rag_mmr_keeps_near_duplicates_out_of_the_top_k(lens, store, monkeypatch
 
 # ------------------------------------------------------------------ RAG_EMBEDDING_BATCH_SIZE
 
+@pytest.mark.real_embedder
 @pytest.mark.parametrize("batch", [3, 32])
 def test_rag_embedding_batch_size_is_the_batch_the_model_runs(monkeypatch, batch):
     """The model encodes ceil(n / batch) batches of at most `batch` texts, and the vectors are the
@@ -123,7 +124,7 @@ def test_an_unchanged_file_is_not_even_parsed(ingestor, corpus, monkeypatch):
 
 @pytest.fixture
 def workspace(settings, corpus, ingestor):
-    from rag.workspace import Workspace
+    from rag.app.workspace import Workspace
 
     assert ingestor.ingest([corpus]).ok
     return Workspace(settings)
@@ -132,7 +133,7 @@ def workspace(settings, corpus, ingestor):
 def turn_with(workspace, settings, monkeypatch, replies, question, history=()):
     """One chat turn as the page runs it, the chain's model replaced by scripted replies."""
     from rag.chain import QAChain
-    from rag.web import chat_turn
+    from rag.app.web import chat_turn
 
     real = workspace.chain
 
@@ -180,7 +181,7 @@ def test_sources_panel_when_nothing_is_cited(workspace, settings, monkeypatch):
 def test_rag_chat_carries_on_after_a_backend_error(tmp_path, corpus, monkeypatch, capsys):
     """The first question's backend call fails; the conversation goes on, and the second answers."""
     import rag.chain
-    from rag.cli import main
+    from rag.app.cli import main
 
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
     assert main(["ingest", str(corpus), "--json"]) == 0

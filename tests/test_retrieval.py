@@ -60,6 +60,7 @@ def test_empty_collection_returns_nothing(retriever):
     assert retriever.retrieve("anything at all", hybrid=False, mmr=True) == []
 
 
+@pytest.mark.slow
 def test_keyword_only_match_ranks_first_with_hybrid(parts, retriever):
     query = f"Which replacement part is {CODE}?"
     # k=16 asks for 64 dense candidates: every chunk, so each gets a dense rank and a fused score.
@@ -70,6 +71,7 @@ def test_keyword_only_match_ranks_first_with_hybrid(parts, retriever):
     assert hybrid[0].metadata["bm25_rank"] == 1 and hybrid[0].metadata["dense_rank"] > 1
 
 
+@pytest.mark.slow
 def test_bm25_only_hits_are_returned_with_their_cosine(parts, retriever, embedder):
     query = f"Which replacement part is {CODE}?"
     # k=2 asks for 20 dense candidates, and the code's chunk is not among them.
@@ -80,6 +82,7 @@ def test_bm25_only_hits_are_returned_with_their_cosine(parts, retriever, embedde
     assert found.score == pytest.approx(cosine(embedder, query, CODE_TEXT), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_every_score_is_the_real_cosine(parts, retriever, embedder):
     query = f"Which replacement part is {CODE}?"
     for kwargs in ({"hybrid": True}, {"hybrid": False}, {"hybrid": True, "mmr": True}):
@@ -108,6 +111,7 @@ def test_ranks_k_and_metadata(parts, retriever, settings):
     assert len(Retriever(retriever.store, settings.model_copy(update={"k": 2})).retrieve("pump")) == 2
 
 
+@pytest.mark.slow
 def test_dense_only_is_plain_cosine_ranking(parts, retriever, store):
     hits = retriever.retrieve("Where do puffins nest?", k=5, hybrid=False)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)

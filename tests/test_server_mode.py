@@ -1,7 +1,7 @@
 """RAG_CHROMA_URL: the same CLI against a real `chroma run` server instead of the embedded store.
 
 A real Chroma server (the `chroma` command chromadb installs) runs on a free loopback port for
-this module; each test uses a collection of its own on it. Everything goes through `rag.cli.main`
+this module; each test uses a collection of its own on it. Everything goes through `rag.app.cli.main`
 in-process, as in test_cli.py, with the real embedder and the default packaged LLM (Gemma 3 270M).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 from conftest import free_port, running_server
 from docgen import make_text
-from rag.cli import main
+from rag.app.cli import main
 from rag.settings import Settings
 from rag.store import make_client
 

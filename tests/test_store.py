@@ -23,6 +23,7 @@ def add(store, texts):
     store.add_chunks(docs, [f"d{i}-0" for i in range(len(texts))])
 
 
+@pytest.mark.slow
 def test_collection_records_model_and_uses_cosine(store, embedder):
     meta = store.collection.metadata
     assert meta["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2"
@@ -38,6 +39,7 @@ def test_scores_are_cosine_similarities(store):
     assert [h.rank for h in hits] == [1, 2] and hits[1].score < 0.5
 
 
+@pytest.mark.slow
 def test_other_model_is_refused_with_both_names(store, settings, embedder):
     add(store, ["something"])
     with pytest.raises(EmbeddingMismatchError) as err:

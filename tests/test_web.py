@@ -27,6 +27,8 @@ from docgen import make_pdf, make_text
 
 from gradio_client import Client, handle_file
 
+pytestmark = pytest.mark.slow  # a real Gradio server, the real embedder and local model
+
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_PDF = "heron-vault.pdf"
 SECRET_QUESTION = "What is the vault code for Project Heron?"
@@ -42,11 +44,11 @@ def call(client: Client, *args, api_name: str, **kwargs):
 # ------------------------------------------------------------------ the app, in-process
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, embedder):
+def app(tmp_path_factory, real_embedder):
     from ingest.pipeline import Ingestor
     from rag.settings import Settings
     from rag.store import open_store
-    from rag.web import build_app
+    from rag.app.web import build_app
 
     root = tmp_path_factory.mktemp("web")
     with pytest.MonkeyPatch.context() as mp:
@@ -60,7 +62,7 @@ def app(tmp_path_factory, embedder):
             "# Lighthouse handbook\n\nThe lens of the Skarvøy lighthouse is cleaned every Tuesday "
             "morning with a soft chamois cloth and distilled water.\n",
         )
-        shared = Ingestor(open_store(settings, embedder), settings).ingest_file(handbook, source="handbook.md")
+        shared = Ingestor(open_store(settings, real_embedder), settings).ingest_file(handbook, source="handbook.md")
         assert shared.status == "added"
 
         demo = build_app(settings)

@@ -1,4 +1,4 @@
-"""rag.workspace as the web app uses it, with no server: file names from browsers, uploads into
+"""rag.app.workspace as the web app uses it, with no server: file names from browsers, uploads into
 collections, per-visitor isolation in public mode, and the sweep of idle visitor collections.
 
 Real packaged embedder, real Chroma in tmp_path, real generated documents; no LLM runs (chain()
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from docgen import make_pdf, make_text
+from rag.app.workspace import VISITOR_PREFIX, Workspace, safe_filename, visitor_collection
 from rag.errors import ConfigError
-from rag.workspace import VISITOR_PREFIX, Workspace, safe_filename, visitor_collection
 from rag.store import make_client
 
 SECRET = "The vault code for Project Heron is 7431. Only the night archivist knows it."
@@ -223,6 +223,7 @@ def public(tmp_path, settings, embedder, ingestor):
     return ws, str(shared)
 
 
+@pytest.mark.slow  # answers with the real local model
 def test_public_sessions_are_isolated(tmp_path, public):
     ws, shared_source = public
     secret = make_text(tmp_path / "alice" / "heron.txt", SECRET)
@@ -296,6 +297,7 @@ def test_public_collections_never_list_visitors(tmp_path, public):
 
 # ------------------------------------------------------------------ TTL
 
+@pytest.mark.slow  # answers with the real local model
 def test_sweep_removes_idle_visitors_and_keeps_the_shared_collection(tmp_path, public):
     ws, shared_source = public
     ttl = ws.settings.session_ttl_minutes * 60

@@ -1,6 +1,6 @@
 """The Gradio chat app. `build_app(settings)` makes the Blocks; app.py and `rag serve` launch it.
 
-Everything the app does lives in rag.workspace; this module only lays out the page, turns
+Everything the app does lives in rag.app.workspace; this module only lays out the page, turns
 events into Workspace calls and renders the results. Answers and sources arrive as data
 (rag.schema) and are formatted here, at the edge. Named endpoints (/ask, /upload, /documents)
 make the same features available to gradio_client.
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from ingest.loaders import SUPPORTED_EXTENSIONS
+from ingest.loaders import LOADERS
 from rag.errors import RagError
 from rag.schema import Answer, FileResult
 from rag.settings import Settings, load_settings
-from rag.workspace import Workspace
+from rag.app.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -118,93 +118,112 @@ def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: li
         yield chat, history, ""
 
 
-# --- the app ----------------------------------------------------------------------------------
-def build_app(settings: Settings | None = None) -> gr.Blocks:
-    settings = settings or load_settings()
-    ws = Workspace(settings)
-    public = settings.public
-    if settings.preload:
-        preload(ws)
+# --- the handlers -----------------------------------------------------------------------------
+class Handlers:
+    """What each event of the page does, as named methods over one Workspace (the layout below
+    only wires them). Gradio passes `request` for the visitor's session."""
 
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+        self.settings = ws.settings
+        self.public = ws.settings.public
+
+    @staticmethod
     def session(request: gr.Request | None) -> str:
         return getattr(request, "session_hash", None) or "local"
 
+    @staticmethod
     def overrides(k, hybrid, backend, model, temperature) -> dict:
         out = {"k": int(k), "hybrid": bool(hybrid), "llm": backend, "temperature": float(temperature)}
         if model and model.strip():
             out["local_model" if backend == "local" else "openai_model"] = model.strip()
         return out
 
-    def shown(source: str) -> str:
+    def shown(self, source: str) -> str:
         """In public mode visitors see file names, not the owner's server paths."""
-        return Path(source).name if public else source
+        return Path(source).name if self.public else source
 
-    def doc_rows(request: gr.Request, collection: str):
-        docs = ws.documents(session(request), collection)
-        rows = [[shown(d.source), d.chunks, "yours" if mine else "shared (read-only)"] for d, mine in docs]
+    def doc_rows(self, request: gr.Request, collection: str):
+        docs = self.ws.documents(self.session(request), collection)
+        rows = [[self.shown(d.source), d.chunks, "yours" if mine else "shared (read-only)"] for d, mine in docs]
         deletable = [d.source for d, mine in docs if mine]
         return rows, gr.update(choices=deletable, value=None)
 
-    # --- handlers ---------------------------------------------------------------------------
-    def respond(message, chat, history, collection, k, hybrid, backend, model, temperature, request: gr.Request):
-        settings_now = overrides(k, hybrid, backend, model, temperature)
-        for chat_now, history_now, sources_md in chat_turn(ws, session(request), message, chat, history, collection, settings_now):
+    # --- page events -------------------------------------------------------------------------
+    def respond(self, message, chat, history, collection, k, hybrid, backend, model, temperature, request: gr.Request):
+        settings_now = self.overrides(k, hybrid, backend, model, temperature)
+        turns = chat_turn(self.ws, self.session(request), message, chat, history, collection, settings_now)
+        for chat_now, history_now, sources_md in turns:
             yield chat_now, history_now, "", sources_md if sources_md is not None else gr.update()
 
-    def upload(files, collection, request: gr.Request, progress=gr.Progress()):
+    def upload(self, files, collection, request: gr.Request, progress=gr.Progress()):
         paths = [Path(f if isinstance(f, str) else f.name) for f in (files or [])]
         if not paths:
-            rows, choices = doc_rows(request, collection)
+            rows, choices = self.doc_rows(request, collection)
             return "", rows, choices, None
 
         def report(i: int, n: int, name: str) -> None:
             progress((i, n), desc=f"Ingesting {name}" if name else "Done", unit="files")
 
-        results = ws.upload([(p, p.name) for p in paths], session(request), collection, report)
-        rows, choices = doc_rows(request, collection)
+        results = self.ws.upload([(p, p.name) for p in paths], self.session(request), collection, report)
+        rows, choices = self.doc_rows(request, collection)
         return render_results(results), rows, choices, None
 
-    def delete(source, collection, request: gr.Request):
+    def delete(self, source, collection, request: gr.Request):
         if source:
-            removed = ws.delete(session(request), collection, source)
+            removed = self.ws.delete(self.session(request), collection, source)
             gr.Info(f"Deleted {source} ({removed} chunks)." if removed else f"{source} is not yours to delete.")
-        return doc_rows(request, collection)
+        return self.doc_rows(request, collection)
 
-    def use_collection(name, request: gr.Request):
-        name = (name or "").strip() or settings.collection
+    def use_collection(self, name, request: gr.Request):
+        name = (name or "").strip() or self.settings.collection
         try:
             load_settings(collection=name)
         except RagError as exc:
             gr.Warning(str(exc))
-            name = settings.collection
-        if not public:
-            ws.store(name)  # create it if new
-        rows, choices = doc_rows(request, name)
-        return name, [], [], "", rows, choices, gr.update(choices=ws.collections(), value=name)
+            name = self.settings.collection
+        if not self.public:
+            self.ws.store(name)  # create it if new
+        rows, choices = self.doc_rows(request, name)
+        return name, [], [], "", rows, choices, gr.update(choices=self.ws.collections(), value=name)
 
-    def refresh(collection, request: gr.Request):
-        rows, choices = doc_rows(request, collection)
-        return rows, choices, gr.update(choices=ws.collections(), value=collection)
+    def refresh(self, collection, request: gr.Request):
+        rows, choices = self.doc_rows(request, collection)
+        return rows, choices, gr.update(choices=self.ws.collections(), value=collection)
 
-    # --- API-only endpoints -------------------------------------------------------------------
-    def ask(question: str, request: gr.Request) -> dict:
+    # --- API-only endpoints ------------------------------------------------------------------
+    def ask(self, question: str, request: gr.Request) -> dict:
         """Answer a question from the documents; returns the answer with its citations."""
         try:
-            answer = ws.chain(session(request), None).ask(question).to_json()
+            answer = self.ws.chain(self.session(request), None).ask(question).to_json()
             for citation in answer["citations"]:
-                citation["source"] = shown(citation["source"])
+                citation["source"] = self.shown(citation["source"])
             return answer
         except RagError as exc:
             return {"answer": "", "citations": [], "rewritten_query": None, "refused": False, "error": str(exc)}
 
-    def documents(request: gr.Request) -> list[dict]:
+    def documents(self, request: gr.Request) -> list[dict]:
         """The documents this session's questions can read."""
         return [
-            {"source": shown(d.source), "chunks": d.chunks, "deletable": mine}
-            for d, mine in ws.documents(session(request), None)
+            {"source": self.shown(d.source), "chunks": d.chunks, "deletable": mine}
+            for d, mine in self.ws.documents(self.session(request), None)
         ]
 
-    # --- layout -------------------------------------------------------------------------------
+
+# --- the app ----------------------------------------------------------------------------------
+def build_app(settings: Settings | None = None) -> gr.Blocks:
+    settings = settings or load_settings()
+    ws = Workspace(settings)
+    if settings.preload:
+        preload(ws)
+    demo = layout(settings, Handlers(ws))
+    demo.workspace = ws  # for tests and for launch()'s warm-up
+    return demo
+
+
+def layout(settings: Settings, on: Handlers) -> gr.Blocks:
+    """The page: chat and sources on the left; documents, collection and settings tabs on the right."""
+    public = settings.public
     with gr.Blocks(title="groundwork-rag: ask your documents") as demo:
         history = gr.State([])
         collection = gr.State(settings.collection)
@@ -229,7 +248,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                 with gr.Tab("Documents"):
                     files = gr.File(
                         file_count="multiple",
-                        file_types=sorted(SUPPORTED_EXTENSIONS),
+                        file_types=sorted(LOADERS),
                         label=f"Drop documents here (up to {settings.max_upload_files} files, "
                         f"{settings.max_file_mb:g} MB each)",
                         elem_id="upload",
@@ -262,7 +281,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                     backend = gr.Radio(["local", "openai"], value=settings.llm, label="LLM backend")
                     model = gr.Textbox(
                         value=settings.local_model if settings.llm == "local" else settings.openai_model,
-                        label="Model (local: smollm2, gemma3-270m or a GGUF path; openai: model name)",
+                        label="Model (local: gemma3-270m, smollm2 or a GGUF path; openai: model name)",
                         interactive=not public,
                     )
                     temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature")
@@ -270,20 +289,19 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
 
         chat_inputs = [question, chatbot, history, collection, k, hybrid, backend, model, temperature]
         chat_outputs = [chatbot, history, question, sources]
-        question.submit(respond, chat_inputs, chat_outputs, api_visibility="private")
-        ask_button.click(respond, chat_inputs, chat_outputs, api_visibility="private")
-        files.upload(upload, [files, collection], [upload_status, docs_table, doc_choice, files], api_name="upload")
-        delete_button.click(delete, [doc_choice, collection], [docs_table, doc_choice], api_name="delete")
+        question.submit(on.respond, chat_inputs, chat_outputs, api_visibility="private")
+        ask_button.click(on.respond, chat_inputs, chat_outputs, api_visibility="private")
+        files.upload(on.upload, [files, collection], [upload_status, docs_table, doc_choice, files], api_name="upload")
+        delete_button.click(on.delete, [doc_choice, collection], [docs_table, doc_choice], api_name="delete")
         use_button.click(
-            use_collection,
+            on.use_collection,
             [collection_box],
             [collection, chatbot, history, sources, docs_table, doc_choice, collection_box],
             api_visibility="private",
         )
-        demo.load(refresh, [collection], [docs_table, doc_choice, collection_box], api_visibility="private")
-        gr.api(ask, api_name="ask")
-        gr.api(documents, api_name="documents")
-    demo.workspace = ws  # for tests and for launch()'s warm-up
+        demo.load(on.refresh, [collection], [docs_table, doc_choice, collection_box], api_visibility="private")
+        gr.api(on.ask, api_name="ask")
+        gr.api(on.documents, api_name="documents")
     return demo
 
 

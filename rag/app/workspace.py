@@ -9,7 +9,7 @@ plus the configured collection, which the owner filled beforehand and visitors c
 A visitor collection idle longer than RAG_SESSION_TTL_MINUTES is deleted with its uploaded files;
 its last-seen time is kept in the collection's metadata, so a restart does not orphan it.
 
-This module is a face of the library, like rag/cli.py, so it may import ingest/.
+This module is a face of the library, like rag/app/cli.py, so it may import ingest/.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import shutil
 import threading
 import time
 import unicodedata
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -28,10 +29,16 @@ from ingest.pipeline import document_id as ingest_document_id
 from rag.errors import ConfigError, RagError
 from rag.schema import DocumentInfo, FileResult
 from rag.settings import Settings, check_collection_name
-from rag.store import DocumentStore, make_client, open_store
+from rag.store import DocumentStore, collection_metadata, collection_names, delete_collection, open_store
 
 VISITOR_PREFIX = "visitor-"
 _SWEEP_EVERY = 60.0  # seconds between sweeps of idle visitor collections
+_LLMS_KEPT = 4  # chat models kept for reuse (one per distinct LLM settings; local weights are shared)
+#: The settings that make one chat model differ from another.
+LLM_FIELDS = (
+    "llm", "local_model", "openai_model", "openai_api_key", "openai_base_url", "temperature",
+    "max_answer_tokens", "context_window", "llm_timeout",
+)
 
 
 def safe_filename(name: str, limit: int = 120) -> str:
@@ -48,6 +55,11 @@ def safe_filename(name: str, limit: int = 120) -> str:
     return stem + ext
 
 
+def _llm_key(settings: Settings) -> tuple:
+    values = (getattr(settings, name) for name in LLM_FIELDS)
+    return tuple(v.get_secret_value() if hasattr(v, "get_secret_value") else v for v in values)
+
+
 def visitor_collection(session: str) -> str:
     return VISITOR_PREFIX + hashlib.sha256(session.encode()).hexdigest()[:16]
 
@@ -60,6 +72,7 @@ class Workspace:
         self._file_locks: dict[Path, threading.Lock] = {}
         self._last_sweep = 0.0
         self._embedder = None
+        self._llms: OrderedDict[tuple, object] = OrderedDict()
 
     # --- stores ----------------------------------------------------------------------------
     @property
@@ -91,7 +104,7 @@ class Workspace:
 
     def collections(self) -> list[str]:
         """The collections a visitor may pick (never another visitor's)."""
-        names = {getattr(c, "name", c) for c in make_client(self.settings).list_collections()}
+        names = set(collection_names(self.settings))
         names.add(self.settings.collection)
         return sorted(n for n in names if not n.startswith(VISITOR_PREFIX))
 
@@ -172,9 +185,28 @@ class Workspace:
         return removed
 
     # --- answering -------------------------------------------------------------------------
+    def llm(self, settings: Settings):
+        """The chat model for these settings, made once and reused by later turns (a few are kept,
+        least recently used dropped; the local weights themselves live in rag.llm.local.LOADED,
+        which holds at most two models)."""
+        from rag.llm import make_llm
+
+        key = _llm_key(settings)
+        with self._lock:
+            model = self._llms.get(key)
+            if model is not None:
+                self._llms.move_to_end(key)
+                return model
+        model = make_llm(settings)  # outside the lock: loading a model takes seconds
+        with self._lock:
+            self._llms[key] = model
+            self._llms.move_to_end(key)
+            while len(self._llms) > _LLMS_KEPT:
+                self._llms.popitem(last=False)
+        return model
+
     def chain(self, session: str, chosen: str | None, overrides: dict | None = None):
         from rag.chain import QAChain
-        from rag.llm import make_llm
         from rag.retrieval import MergedRetriever, Retriever
 
         self.touch(session)
@@ -184,7 +216,7 @@ class Workspace:
             for name in dict.fromkeys(self.readable(session, chosen))
             if (store := self.store(name, create=False)) is not None
         ]
-        return QAChain(MergedRetriever(retrievers), make_llm(settings), settings)
+        return QAChain(MergedRetriever(retrievers), self.llm(settings), settings)
 
     # --- visitor collections ---------------------------------------------------------------
     def touch(self, session: str) -> None:
@@ -193,9 +225,8 @@ class Workspace:
             return
         store = self.store(visitor_collection(session), create=False)
         now = time.time()
-        if store is not None and now - (store.collection.metadata or {}).get("last_seen", 0) > 30:
-            meta = {k: v for k, v in (store.collection.metadata or {}).items() if k != "hnsw:space"}
-            store.collection.modify(metadata={**meta, "last_seen": now})
+        if store is not None and now - store.metadata.get("last_seen", 0) > 30:
+            store.set_metadata(last_seen=now)
         if now - self._last_sweep > _SWEEP_EVERY:
             self.sweep(now)
 
@@ -204,15 +235,13 @@ class Workspace:
         now = time.time() if now is None else now
         self._last_sweep = now
         ttl = self.settings.session_ttl_minutes * 60
-        client = make_client(self.settings)
         removed = []
-        for c in client.list_collections():
-            name = getattr(c, "name", c)
+        for name in collection_names(self.settings):
             if not name.startswith(VISITOR_PREFIX):
                 continue
-            meta = client.get_collection(name).metadata or {}
+            meta = collection_metadata(self.settings, name)
             if now - meta.get("last_seen", meta.get("created", now)) > ttl:
-                client.delete_collection(name)
+                delete_collection(self.settings, name)
                 with self._lock:
                     self._stores.pop(name, None)
                 shutil.rmtree(self.settings.data_dir / "uploads" / name, ignore_errors=True)

@@ -70,15 +70,19 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_search(args) -> int:
-    _, store = _open(args, create=False)
-    k = args.k if args.k is not None else _settings(args).k
+    """The passages `rag ask` would give the model: the same retrieval (hybrid by default)."""
+    from rag.retrieval import Retriever
+
+    settings, store = _open(args, create=False)
+    retriever = Retriever(store, settings)
+    k = args.k if args.k is not None else settings.k
     if args.query == "-":
         for line in sys.stdin:
             query = line.strip()
-            hits = store.search(query, k=k) if query else []
+            hits = retriever.retrieve(query, k=k) if query else []
             print(json.dumps([h.to_json() for h in hits], ensure_ascii=False), flush=True)
         return 0
-    hits = store.search(args.query, k=k)
+    hits = retriever.retrieve(args.query, k=k)
     if args.json:
         print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
         return 0
@@ -186,7 +190,7 @@ def cmd_chat(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from rag.web import build_app, launch, parse_auth
+    from rag.app.web import build_app, launch, parse_auth
 
     settings = _settings(args)
     parse_auth(args.auth or settings.auth)  # a malformed --auth fails before the app is built
@@ -225,7 +229,7 @@ def _fmt(value) -> str:
 
 
 def cmd_eval(args) -> int:
-    from rag.evaluation import EvalOptions, evaluate, load_dataset, save_plot
+    from rag.app.evaluation import EvalOptions, evaluate, load_dataset, save_plot
 
     settings = _settings(args)
     dataset = load_dataset(args.dataset)
@@ -235,29 +239,28 @@ def cmd_eval(args) -> int:
         data_dir=args.data_dir, progress=sys.stderr.isatty(),
     )
     report = evaluate(dataset, settings, options, log=lambda line: print(line, file=sys.stderr, flush=True))
-    report["report"], report["plot"] = str(args.report), str(args.plot)
-    retrieval, s = report["retrieval"], report["settings"]
-    mode = ("hybrid" if s["hybrid"] else "dense") + (" + MMR" if s["mmr"] else "")
+    report.report, report.plot = str(args.report), str(args.plot)
+    retrieval = report.retrieval
     try:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        title = f"{args.dataset.name}: {retrieval['questions']} questions, {mode} retrieval"
-        save_plot(retrieval["recall_by_k"], args.plot, title)
+        args.report.write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        title = f"{args.dataset.name}: {retrieval.questions} questions, {report.mode} retrieval"
+        save_plot(retrieval.recall_by_k, args.plot, title)
     except OSError as exc:
         raise ConfigError(f"cannot write the report or plot: {exc}") from None
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(json.dumps(report.to_json(), ensure_ascii=False))
         return 0
-    q, corpus = report["questions"], report["corpus"]
+    q, corpus = report.questions, report.corpus
     print(
         f"{args.dataset.name}: {q['evaluated']} of {q['total']} questions ({q['answerable']} answerable), "
         f"{corpus['documents']} documents, {corpus['chunks']} chunks"
     )
-    print(f"retrieval ({mode}, k={k}) over {retrieval['questions']} answerable questions:")
-    print(f"  recall@1   {_fmt(retrieval['recall_at_1'])}")
-    print(f"  recall@{k:<3} {_fmt(retrieval['recall_at_k'])}")
-    print(f"  MRR@{k:<6} {_fmt(retrieval['mrr'])}")
-    a = report["answers"]
+    print(f"retrieval ({report.mode}, k={k}) over {retrieval.questions} answerable questions:")
+    print(f"  recall@1   {_fmt(retrieval.recall_by_k[0])}")
+    print(f"  recall@{k:<3} {_fmt(retrieval.recall_by_k[-1])}")
+    print(f"  MRR@{k:<6} {_fmt(retrieval.mrr)}")
+    a = report.answers
     if a:
         print(f"answers ({a['model']}, temperature 0) to {a['questions']} questions:")
         print(f"  exact match       {_fmt(a['exact_match'])}   (over {a['answered']} answerable answered)")
@@ -282,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(func=cmd_ingest)
 
-    p = with_collection(sub.add_parser("search", help="retrieve passages, no LLM"))
+    p = with_collection(sub.add_parser("search", help="retrieve passages as `ask` does (hybrid by default), no LLM"))
     p.add_argument("query", metavar="QUERY", help="the query, or - to read one query per line from stdin")
     p.add_argument("--k", type=_positive_int, help="passages to return (default: RAG_K)")
     p.add_argument("--json", action="store_true", help="print JSON")
