@@ -4,10 +4,15 @@
 run as a script. Settings come from RAG_* variables or .env (see README).
 """
 
+import os
+
 from rag.app.web import build_app, launch
 from rag.settings import load_settings
 
-demo = build_app(load_settings())
+settings = load_settings()
+# Gradio's upload cache inside RAG_DATA_DIR (as `rag serve` does), so the app writes nowhere else.
+os.environ.setdefault("GRADIO_TEMP_DIR", str((settings.data_dir / "gradio-cache").resolve()))
+demo = build_app(settings)
 
 if __name__ == "__main__":
     launch(demo)

@@ -6,10 +6,11 @@ separated by a blank line ("\\n\\n") so a splitter can prefer those boundaries.
 Sections may be long; another module splits them into chunks.
 
 `metadata` holds only these keys, each omitted when it does not apply (never None):
-  page    int  1-based PDF page or PPTX slide number
+  page    int  1-based PDF page, PPTX slide or multi-page TIFF page number
   heading str  heading path, e.g. "Install > Linux" (PPTX: the slide title)
   sheet   str  XLSX sheet name
   row     int  spreadsheet row number as shown by a spreadsheet program (header = 1)
+  ocr     bool True when the text was read by OCR (ingest/ocr.py), so it may hold misreadings
 The caller adds `source` and ids. Headings live in metadata, not in the text
 (except PPTX, where the title is also slide text).
 
@@ -25,6 +26,7 @@ import io
 import logging
 import os
 import re
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -50,7 +52,30 @@ _BOMS = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32-le"),
          (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")]
 
 
+#: Work bounds per file: paragraphs + table rows (DOCX), shapes (PPTX), rows (XLSX, CSV), and
+#: seconds of parsing. A 130 KB DOCX of 700,000 empty paragraphs stays under the zip-bomb limits;
+#: these bounds make such a file fail in about a second with a reason, instead of parsing for minutes.
+MAX_ELEMENTS = 200_000
+MAX_SECONDS = 60.0
+
+
 # ---------------------------------------------------------------- helpers
+
+class _Budget:
+    """Counts the elements one file's parser visits; raises LoadError past MAX_ELEMENTS or MAX_SECONDS."""
+
+    def __init__(self, what: str, limit: int | None = None, seconds: float | None = None):
+        self.what, self.count = what, 0
+        self.limit = MAX_ELEMENTS if limit is None else limit
+        self.deadline = time.monotonic() + (MAX_SECONDS if seconds is None else seconds)
+
+    def tick(self, n: int = 1) -> None:
+        self.count += n
+        if self.count > self.limit:
+            raise LoadError(f"more than {self.limit:,} {self.what} — refusing (the limit per file)")
+        if self.count % 512 == 0 and time.monotonic() > self.deadline:
+            raise LoadError(f"parsing took longer than {MAX_SECONDS:g} s — refusing (the limit per file)")
+
 
 def _doc(text: str, **meta) -> Document:
     return Document(page_content=text, metadata={k: v for k, v in meta.items() if v not in (None, "")})
@@ -169,13 +194,17 @@ def _load_pdf(path: Path) -> list[Document]:
             raise LoadError(f"not a valid PDF ({_detail(exc)})") from exc
     if not texts:
         raise LoadError("PDF has no pages")
-    docs = [_doc(t.replace("\x00", "").strip(), page=i) for i, t in enumerate(texts, 1) if t.strip()]
+    from ingest import ocr  # pages without a usable text layer are read by OCR (RAG_OCR)
+
+    texts, by_ocr = ocr.complete_pdf_pages(path, [t.replace("\x00", "").strip() for t in texts])
+    docs = [_doc(t, page=i + 1, ocr=i in by_ocr or None) for i, t in enumerate(texts) if t.strip()]
     if not docs:
-        raise LoadError(f"no extractable text — scanned? ({len(texts)} pages with no text layer; run OCR first)")
+        raise LoadError(ocr.no_text_reason(len(texts)))
     return docs
 
 
 _DOCX_HEADING = re.compile(r"heading\s*(\d)", re.IGNORECASE)
+_W_T = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}t"  # a run's text element
 
 
 def _load_docx(path: Path) -> list[Document]:
@@ -187,13 +216,25 @@ def _load_docx(path: Path) -> list[Document]:
         document = docx.Document(str(path))
     except Exception as exc:
         raise LoadError(f"not a valid DOCX ({_detail(exc)})") from exc
+    # Style names looked up once: `paragraph.style` searches the styles part on every call, which
+    # took 150+ s for a file of 700,000 empty paragraphs.
+    from docx.enum.style import WD_STYLE_TYPE
+
+    styles = {s.style_id: s.name or "" for s in document.styles}
+    default = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)
+    default_style = (default.name if default is not None else "") or ""
+    budget = _Budget("paragraphs and table rows")
     out = _Sections()
     for block in document.iter_inner_content():  # paragraphs and tables in body order
+        budget.tick()
         if isinstance(block, Table):
-            for row in _table_rows(block):
+            for row in _table_rows(block, budget):
                 out.add(row)
             continue
-        style = (block.style.name if block.style is not None else "") or ""
+        if next(block._p.iter(_W_T), None) is None:
+            continue  # no text run: nothing to index (and `block.text`'s XPath is the costly part)
+        style_id = block._p.style
+        style = styles.get(style_id, default_style) if style_id else default_style
         m = _DOCX_HEADING.match(style)
         if (m or style == "Title") and block.text.strip():
             out.heading(int(m.group(1)) if m else 0, block.text)
@@ -202,9 +243,10 @@ def _load_docx(path: Path) -> list[Document]:
     return out.finish()
 
 
-def _table_rows(table) -> list[str]:
+def _table_rows(table, budget: _Budget) -> list[str]:
     rows = []
     for row in table.rows:
+        budget.tick()
         seen, cells = set(), []
         for cell in row.cells:  # merged cells repeat the same <w:tc>; keep it once
             if id(cell._tc) not in seen:
@@ -223,9 +265,10 @@ def _load_pptx(path: Path) -> list[Document]:
         slides = list(prs.slides)
     except Exception as exc:
         raise LoadError(f"not a valid PPTX ({_detail(exc)})") from exc
-    docs = []
+    docs, budget = [], _Budget("slides and shapes")
     for number, slide in enumerate(slides, 1):
-        parts = [t for shape in slide.shapes for t in _shape_texts(shape)]
+        budget.tick()
+        parts = [t for shape in slide.shapes for t in _shape_texts(shape, budget)]
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
             parts.append(slide.notes_slide.notes_text_frame.text)
         title = slide.shapes.title
@@ -234,9 +277,10 @@ def _load_pptx(path: Path) -> list[Document]:
     return docs
 
 
-def _shape_texts(shape) -> list[str]:
+def _shape_texts(shape, budget: _Budget) -> list[str]:
+    budget.tick()
     if hasattr(shape, "shapes"):  # group shape
-        return [t for child in shape.shapes for t in _shape_texts(child)]
+        return [t for child in shape.shapes for t in _shape_texts(child, budget)]
     if getattr(shape, "has_text_frame", False):
         return [shape.text_frame.text]
     if getattr(shape, "has_table", False):
@@ -257,10 +301,12 @@ def _cell_str(value) -> str:
     return _squash(str(value))
 
 
-def _rows_to_docs(rows, sheet: str | None = None) -> list[Document]:
+def _rows_to_docs(rows, sheet: str | None = None, budget: _Budget | None = None) -> list[Document]:
     """(row number, values) pairs -> one "Header: value | ..." section per data row."""
     header, docs = None, []
+    budget = budget or _Budget("rows")
     for number, values in rows:
+        budget.tick()
         cells = [_cell_str(v) for v in values]
         if not any(cells):
             continue
@@ -281,11 +327,13 @@ def _load_xlsx(path: Path) -> list[Document]:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
         raise LoadError(f"not a valid XLSX ({_detail(exc)})") from exc
-    docs = []
+    docs, budget = [], _Budget("rows")
     try:
         for ws in wb.worksheets:
             ws.reset_dimensions()  # stored dimensions are often wrong; read every row
-            docs += _rows_to_docs(enumerate(ws.iter_rows(min_row=1, values_only=True), 1), sheet=ws.title)
+            docs += _rows_to_docs(enumerate(ws.iter_rows(min_row=1, values_only=True), 1), ws.title, budget)
+    except LoadError:
+        raise
     except Exception as exc:
         raise LoadError(f"not a valid XLSX ({_detail(exc)})") from exc
     finally:
@@ -414,6 +462,18 @@ def _load_text(path: Path) -> list[Document]:
     return [_doc(text.strip())] if text.strip() else []
 
 
+def _load_epub(path: Path) -> list[Document]:
+    from ingest.epub import load_epub
+
+    return load_epub(path)
+
+
+def _load_image(path: Path) -> list[Document]:
+    from ingest.ocr import load_image
+
+    return load_image(path)
+
+
 @dataclass(frozen=True)
 class Loader:
     load: Callable[[Path], list[Document]]
@@ -435,6 +495,13 @@ LOADERS: dict[str, Loader] = {
     ".text": Loader(_load_text, "plain text"),
     ".log": Loader(_load_text, "plain text"),
     ".rst": Loader(_load_text, "plain text"),
+    ".epub": Loader(_load_epub, "EPUB"),
+    ".png": Loader(_load_image, "PNG image"),
+    ".jpg": Loader(_load_image, "JPEG image"),
+    ".jpeg": Loader(_load_image, "JPEG image"),
+    ".tif": Loader(_load_image, "TIFF image"),
+    ".tiff": Loader(_load_image, "TIFF image"),
+    ".webp": Loader(_load_image, "WebP image"),
 }
 
 

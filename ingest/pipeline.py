@@ -10,15 +10,18 @@ which the next run completes, so re-running is always the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ingest import ocr, stats
 from ingest.chunking import Chunker, ChunkLimits
 from ingest.loaders import LoadError, check_file, load_file
-from rag.schema import FileResult
+from rag.schema import FileResult, ReadReport
 from rag.settings import Settings
 from rag.store import DocumentStore
 
@@ -84,6 +87,7 @@ class Ingestor:
         embedder = store.embedder
         self.limits = ChunkLimits.for_embedder(settings.chunk_size, settings.chunk_overlap, embedder.max_tokens)
         self.chunker = Chunker(embedder.tokenizer, self.limits)
+        self.ocr_options = ocr.OcrOptions(settings.ocr, settings.ocr_max_pages)
 
     def ingest(
         self,
@@ -104,23 +108,45 @@ class Ingestor:
     def ingest_file(self, path: Path, source: str | None = None) -> FileResult:
         """Ingest one file; `source` (default: the path as given) is what citations show."""
         source = source or str(path)
+        started = time.perf_counter()
         try:
-            return self._ingest(path, source)
+            result = self._ingest(path, source)
         except LoadError as exc:
-            return FileResult(source, "failed", error=str(exc))
+            result = FileResult(source, "failed", error=str(exc))
         except Exception as exc:  # a bug or an I/O error: still one file's failure, not the batch's
-            return FileResult(source, "failed", error=f"{type(exc).__name__}: {exc}")
+            result = FileResult(source, "failed", error=f"{type(exc).__name__}: {exc}")
+        return dataclasses.replace(result, seconds=round(time.perf_counter() - started, 3))
+
+    def _read(self, path: Path) -> tuple[list, ReadReport]:
+        """Load one file into sections, with the report of what reading it found."""
+        started = time.perf_counter()
+        with stats.collecting() as found, ocr.using(self.ocr_options):
+            sections = load_file(path)
+        report = ReadReport(
+            pages=found.pages,
+            characters=sum(len(s.page_content) for s in sections),
+            ocr_pages=found.ocr_pages,
+            empty_pages=found.empty_pages,
+            ocr_only=found.ocr_only,
+            seconds=round(time.perf_counter() - started, 2),
+            warning="; ".join(found.warnings) or None,
+        )
+        return sections, report
 
     def _ingest(self, path: Path, source: str) -> FileResult:
         check_file(path, self.settings.max_file_mb)  # LoadError: this file's failure, with the reason
         doc_id = document_id(path)
-        doc_hash = file_hash(path, self.limits.fingerprint())
+        salt = self.limits.fingerprint()
+        if path.suffix.lower() in ocr.OCR_EXTENSIONS:  # what OCR reads depends on its settings
+            salt += "|" + self.ocr_options.fingerprint()
+        doc_hash = file_hash(path, salt)
         versions = self.store.versions(doc_id)
         current = next((v for v in versions if v.doc_hash == doc_hash), None)
         if current and current.complete and len(versions) == 1:
-            return FileResult(source, "unchanged", chunks=current.stored)
+            return FileResult(source, "unchanged", chunks=current.stored, read=self.store.read_report(doc_id))
 
-        chunks = self.chunker.chunk(load_file(path))
+        sections, report = self._read(path)
+        chunks = self.chunker.chunk(sections)
         if not chunks:
             raise LoadError("no text found in the file")
         ids = [f"{doc_id}-{doc_hash[:12]}-{i:05d}" for i in range(len(chunks))]
@@ -132,8 +158,9 @@ class Ingestor:
                 doc_hash=doc_hash,
                 chunk_index=i,
                 chunk_count=len(chunks),
+                **report.to_metadata(),
             )
         self.store.add_chunks(chunks, ids)
         self.store.delete_other_versions(doc_id, doc_hash)
         replaced = any(v.doc_hash != doc_hash and v.complete for v in versions)
-        return FileResult(source, "updated" if replaced else "added", chunks=len(chunks))
+        return FileResult(source, "updated" if replaced else "added", chunks=len(chunks), read=report)

@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     )
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
+    ocr: Literal["auto", "off", "force"] = Field(
+        "auto",
+        description="OCR (offline, RapidOCR): auto reads PDF pages without a usable text layer and "
+        "images; force reads every PDF page by OCR; off never runs it (images then fail).",
+    )
+    ocr_max_pages: int = Field(
+        50, ge=1, description="Pages OCR'd per file at most (about 2-3 s each on 2 cores); the rest are reported as not read."
+    )
     chroma_url: str = Field("", description="Empty: embedded Chroma in DATA_DIR. Set: a Chroma server, e.g. http://127.0.0.1:8000.")
     k: int = Field(4, ge=1, description="Passages retrieved per question.")
 
@@ -103,6 +111,33 @@ class Settings(BaseSettings):
     session_ttl_minutes: float = Field(60.0, gt=0, description="Public mode: idle visitor collections are deleted after this.")
     max_upload_files: int = Field(20, ge=1, description="Files per upload.")
     auth: str = Field("", description="'user:password' to require a login for the web app.")
+    # --- what visitors may change, and how much they may use (see rag/policy.py, rag/quota.py) --
+    public_backends: str = Field(
+        "",
+        description="Public mode: LLM backends a visitor may pick besides RAG_LLM (comma-separated: "
+        "local, openai). Empty: only RAG_LLM.",
+    )
+    public_models: str = Field(
+        "",
+        description="Public mode: models a visitor may pick besides RAG_LOCAL_MODEL and RAG_OPENAI_MODEL "
+        "(comma-separated: smollm2, gemma3-270m, OpenAI model names). Empty: only the configured ones.",
+    )
+    model_dirs: str = Field(
+        "",
+        description="Web app, private mode: folders (comma-separated) whose .gguf files may be typed as "
+        "the local model. Empty: only smollm2, gemma3-270m and RAG_LOCAL_MODEL.",
+    )
+    max_loaded_models: int = Field(2, ge=1, le=8, description="Local GGUF models kept loaded; the least recently used is unloaded.")
+    visitor_upload_files: int = Field(40, ge=1, description="Public mode: files one client address may upload per RAG_SESSION_TTL_MINUTES.")
+    visitor_upload_mb: float = Field(100.0, gt=0, description="Public mode: MB one client address may upload per RAG_SESSION_TTL_MINUTES.")
+    visitor_questions_in_flight: int = Field(1, ge=1, le=4, description="Public mode: questions of one client address answered at once.")
+    visitor_questions_per_minute: int = Field(6, ge=1, description="Public mode: questions one client address may ask per minute.")
+    queue_max_size: int = Field(32, ge=1, description="Web app: requests waiting in the queue before new ones are refused.")
+    client_ip_header: str = Field(
+        "",
+        description="Public mode behind a reverse proxy: the header holding the visitor's address (its last "
+        "value is used, e.g. x-forwarded-for). Empty: the connection's address.",
+    )
     preload: str = Field(
         "",
         description="Files or folders (comma-separated) the web app ingests into RAG_COLLECTION when it "

@@ -25,7 +25,7 @@ from langchain_core.documents import Document
 
 from rag.embeddings import Embedder
 from rag.errors import CollectionNotFoundError, ConfigError, EmbeddingMismatchError, one_line
-from rag.schema import DocumentInfo, SearchHit
+from rag.schema import DocumentInfo, ReadReport, SearchHit
 from rag.settings import Settings
 
 PAGE = 5000  # rows per Chroma get() when scanning a whole collection
@@ -269,12 +269,14 @@ class DocumentStore:
     def documents(self) -> list[DocumentInfo]:
         chunks: Counter = Counter()
         sources: dict[str, str] = {}
+        reads: dict[str, ReadReport | None] = {}
         versions: dict[str, Counter] = defaultdict(Counter)
         expected: dict[tuple[str, str], int] = {}
         for m in self._all_metadatas():
             doc_id = m["doc_id"]
             chunks[doc_id] += 1
             sources[doc_id] = m["source"]
+            reads[doc_id] = ReadReport.from_metadata(m)
             versions[doc_id][m["doc_hash"]] += 1
             expected[doc_id, m["doc_hash"]] = m["chunk_count"]
         infos = [
@@ -284,10 +286,16 @@ class DocumentStore:
                 chunks=n,
                 complete=len(versions[doc_id]) == 1
                 and all(expected[doc_id, h] == c for h, c in versions[doc_id].items()),
+                read=reads[doc_id],
             )
             for doc_id, n in chunks.items()
         ]
         return sorted(infos, key=lambda d: d.source)
+
+    def read_report(self, doc_id: str) -> ReadReport | None:
+        """What reading the stored document found, as recorded on its chunks."""
+        got = self.collection.get(where={"doc_id": doc_id}, limit=1, include=["metadatas"])
+        return ReadReport.from_metadata(got["metadatas"][0]) if got["metadatas"] else None
 
     def search(self, query: str, k: int = 4) -> list[SearchHit]:
         if self.count() == 0:

@@ -217,3 +217,21 @@ def make_unspaced_text(path, n_chars: int = 200_000, seed: int = 0, alphabet: st
     """`n_chars` characters with no white space at all (a sequence line, a pasted blob)."""
     rng = random.Random(seed)
     return _write(path, "".join(rng.choice(alphabet) for _ in range(n_chars)).encode("ascii"))
+
+
+def make_empty_paragraph_docx(path: Path, paragraphs: int) -> Path:
+    """A real DOCX (python-docx's template) whose body is `paragraphs` empty <w:p/>: ~130 KB zipped."""
+    import docx
+
+    base = path.with_suffix(".base.docx")
+    docx.Document().save(str(base))
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "word/document.xml":
+                text = data.decode()
+                head, _, tail = text.partition("<w:body>")
+                data = (head + "<w:body>" + "<w:p/>" * paragraphs + tail).encode()
+            dst.writestr(item, data)
+    base.unlink()
+    return path

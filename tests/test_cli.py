@@ -7,6 +7,7 @@ installed CLI in a subprocess, as a user's shell would.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from docgen import make_empty, make_encrypted_pdf, make_image_only_pdf, make_pdf
 from rag.app.cli import main
 
 TOTAL_KEYS = {"files", "added", "unchanged", "updated", "failed", "chunks"}
+FILE_KEYS = {"path", "status", "chunks", "error", "seconds", "read_seconds", "pages", "characters", "ocr_pages",
+             "empty_pages", "ocr_only", "warning"}
 HIT_KEYS = {"rank", "score", "source", "page", "chunk_id", "text"}
 
 
@@ -106,10 +109,14 @@ def test_ingest_json_adds_every_file_then_rerun_is_unchanged(corpus, data_dir, c
     assert set(files) == {"report.pdf", "manual.docx", "deck.pptx", "prices.xlsx", "page.html",
                           "notes.md", "legacy.txt"}
     for name, f in files.items():
-        assert set(f) == {"path", "status", "chunks", "error"}
+        assert set(f) == FILE_KEYS
         assert f["status"] == "added", (name, f)
         assert f["chunks"] > 0, (name, f)
-        assert f["error"] is None, (name, f)
+        assert f["error"] is None and f["warning"] is None, (name, f)
+        assert f["characters"] > 0 and f["seconds"] >= f["read_seconds"] >= 0, (name, f)
+        assert f["ocr_pages"] == f["empty_pages"] == 0 and f["ocr_only"] is False, (name, f)
+    # pages where the format has them: PDF pages, PPTX slides (the PDF has 3, the deck 2)
+    assert {n: f["pages"] for n, f in files.items() if f["pages"] is not None} == {"report.pdf": 3}
     assert report["added"] == 7
     assert report["unchanged"] == report["updated"] == report["failed"] == 0
     assert report["chunks"] == sum(f["chunks"] for f in report["files"])
@@ -120,8 +127,9 @@ def test_ingest_json_adds_every_file_then_rerun_is_unchanged(corpus, data_dir, c
     assert {f["status"] for f in again["files"]} == {"unchanged"}
     assert again["unchanged"] == 7 and again["added"] == again["updated"] == again["failed"] == 0
     assert again["chunks"] == 0  # nothing embedded
-    # an unchanged file still reports how many chunks it has in the store
+    # an unchanged file still reports how many chunks it has in the store, and what reading it found
     assert {n: f["chunks"] for n, f in by_name(again).items()} == {n: f["chunks"] for n, f in files.items()}
+    assert {n: f["characters"] for n, f in by_name(again).items()} == {n: f["characters"] for n, f in files.items()}
 
 
 def test_ingest_human_output_one_line_per_file_and_totals(corpus, data_dir, capsys):
@@ -136,10 +144,11 @@ def test_ingest_human_output_one_line_per_file_and_totals(corpus, data_dir, caps
         assert status in ("added", "failed"), line
     added = [line for line in lines if line.startswith("added")]
     assert len(added) == 7
-    for line in added:
-        status, chunks, word, path = line.split()
-        assert int(chunks) > 0 and word == "chunks" and Path(path).is_file()
-    assert any(line.endswith(str(corpus / "report.pdf")) for line in added)
+    for line in added:  # "added   N chunks  PATH  (what reading found; seconds)"
+        m = re.fullmatch(r"added +(\d+) chunks  (\S+)  \((.*\d+(?:,\d+)* chars); (\d+\.\d) s\)", line)
+        assert m and int(m.group(1)) > 0 and Path(m.group(2)).is_file(), line
+    pdf_line = next(line for line in added if f"{corpus / 'report.pdf'}  " in line)
+    assert "(3 pages, " in pdf_line and "OCR" not in pdf_line
     [failed] = [line for line in lines if line.startswith("failed")]
     assert str(bad) in failed and "not a valid PDF" in failed
     assert lines[-1].startswith("8 files: 7 added, 0 updated, 0 unchanged, 1 failed; ")
@@ -148,7 +157,7 @@ def test_ingest_human_output_one_line_per_file_and_totals(corpus, data_dir, caps
     code, out, err = run(capsys, "ingest", str(corpus / "notes.md"))
     assert code == 0
     lines = out.strip().splitlines()
-    assert lines[0].split()[0] == "unchanged" and lines[0].endswith(str(corpus / "notes.md"))
+    assert lines[0].split()[0] == "unchanged" and f"{corpus / 'notes.md'}  (" in lines[0]
     assert lines[-1].startswith("1 files: 0 added, 0 updated, 1 unchanged, 0 failed; 0 chunks")
 
 
@@ -287,12 +296,15 @@ def test_docs_list_and_delete(corpus, data_dir, capsys):
     docs = doc_list(capsys)
     assert {d["source"]: d["chunks"] for d in docs} == chunks
     for d in docs:
-        assert set(d) == {"doc_id", "source", "chunks", "complete"} and d["complete"] is True
+        assert set(d) == {"doc_id", "source", "chunks", "complete", "read"} and d["complete"] is True
+        assert d["read"]["characters"] > 0 and d["read"]["ocr_pages"] == 0 and not d["read"]["ocr_only"]
     [pdf] = [d for d in docs if d["source"].endswith("report.pdf")]
+    assert pdf["read"]["pages"] == 3
 
     code, out, err = run(capsys, "docs", "list")
     assert code == 0
-    assert f"{pdf['chunks']:>6} chunks  {pdf['source']}" in out.splitlines()
+    chars = pdf["read"]["characters"]
+    assert f"{pdf['chunks']:>6} chunks  {pdf['source']}  (3 pages, {chars:,} chars)" in out.splitlines()
     assert out.splitlines()[-1] == f"7 documents, {sum(chunks.values())} chunks in 'default'"
 
     code, out, err = run(capsys, "docs", "delete", pdf["source"])

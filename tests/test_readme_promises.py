@@ -167,7 +167,7 @@ def test_sources_panel_warns_of_weak_support(workspace, settings, monkeypatch):
 def test_sources_panel_says_when_a_citation_was_matched_by_content(workspace, settings, monkeypatch):
     reply = "The warehouse in Tromsø was closed in March because of flooding."  # no marker at all
     answer, sources = turn_with(workspace, settings, monkeypatch, [reply], "Why was the warehouse in Tromsø closed?")
-    assert answer.endswith("[1].")
+    assert answer.replace("\\", "").endswith("[1].")  # the chat shows the marker escaped (inert Markdown)
     assert "report.pdf, page 2" in sources and "matched by content (the model cited nothing)" in sources
 
 

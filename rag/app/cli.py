@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -36,6 +37,18 @@ def _open(args, *, create: bool):
     return settings, open_store(settings, make_embedder(settings), create=create)
 
 
+def _result_line(result) -> str:
+    """One line per file: status, chunks, path, then what reading it found and the time."""
+    if result.error:
+        return f"{result.status:<9} {'':>12}  {result.path}: {result.error}"
+    line = f"{result.status:<9} {result.chunks:>5} chunks  {result.path}"
+    if result.read:
+        line += f"  ({result.read.describe()}; {result.seconds:.1f} s)"
+        if result.read.warning:
+            line += f"  warning: {result.read.warning}"
+    return line
+
+
 def cmd_ingest(args) -> int:
     from tqdm import tqdm
 
@@ -52,10 +65,7 @@ def cmd_ingest(args) -> int:
         report.files.append(result)
         bar.update()
         if not args.json:
-            line = f"{result.status:<9} {result.chunks:>5} chunks  {result.path}"
-            if result.error:
-                line = f"{result.status:<9} {'':>12}  {result.path}: {result.error}"
-            tqdm.write(line, file=sys.stdout)
+            tqdm.write(_result_line(result), file=sys.stdout)
     bar.close()
     if args.json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
@@ -103,11 +113,12 @@ def cmd_docs(args) -> int:
     if args.docs_command == "list":
         docs = store.documents()
         if args.json:
-            print(json.dumps([d.__dict__ for d in docs], ensure_ascii=False))
+            print(json.dumps([d.to_json() for d in docs], ensure_ascii=False))
             return 0
         for doc in docs:
             flag = "" if doc.complete else "  (incomplete: re-run rag ingest on it)"
-            print(f"{doc.chunks:>6} chunks  {doc.source}{flag}")
+            read = f"  ({doc.read.describe()})" if doc.read else ""
+            print(f"{doc.chunks:>6} chunks  {doc.source}{read}{flag}")
         print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks in {store.name!r}")
         return 0
     if args.docs_command == "delete":
@@ -196,6 +207,8 @@ def cmd_serve(args) -> int:
     parse_auth(args.auth or settings.auth)  # a malformed --auth fails before the app is built
     if args.public:
         settings = settings.model_copy(update={"public": True})
+    # Gradio's upload cache inside RAG_DATA_DIR, so the app writes nowhere else (unless set).
+    os.environ.setdefault("GRADIO_TEMP_DIR", str((settings.data_dir / "gradio-cache").resolve()))
     launch(build_app(settings), host=args.host, port=args.port, share=args.share, auth=args.auth or "")
     return 0
 

@@ -8,13 +8,17 @@ make the same features available to gradio_client.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
 import gradio as gr
 
 from ingest.loaders import LOADERS
+from rag import policy
 from rag.errors import RagError
+from rag.markup import inert, inert_line
+from rag.quota import client_key
 from rag.schema import Answer, FileResult
 from rag.settings import Settings, load_settings
 from rag.app.workspace import Workspace
@@ -26,22 +30,26 @@ STATUS_ICONS = {"added": "✅ added", "updated": "🔄 updated", "unchanged": "�
 
 # --- rendering --------------------------------------------------------------------------------
 def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return inert_line(text)  # also escapes "|"; file names and reasons never render as Markdown
 
 
 def render_results(results: list[FileResult]) -> str:
     if not results:
         return ""
-    rows = ["| file | result | chunks | reason |", "|---|---|---|---|"]
+    rows = ["| file | result | chunks | read | seconds | reason |", "|---|---|---|---|---|---|"]
     for r in results:
-        rows.append(f"| {_cell(r.path)} | {STATUS_ICONS[r.status]} | {r.chunks or ''} | {_cell(r.error or '')} |")
+        read = r.read.describe() if r.read else ""
+        note = r.error or (r.read.warning if r.read else None) or ""
+        seconds = f"{r.seconds:.1f}" if r.status != "failed" else ""
+        rows.append(f"| {_cell(r.path)} | {STATUS_ICONS[r.status]} | {r.chunks or ''} | {_cell(read)} | {seconds} "
+                    f"| {_cell(note)} |")
     return "\n".join(rows)
 
 
 def render_sources(answer: Answer) -> str:
     lines = []
     if answer.rewritten_query:
-        lines.append(f"**Searched for:** {answer.rewritten_query}\n")
+        lines.append(f"**Searched for:** {inert_line(answer.rewritten_query)}\n")
     if answer.refused:
         lines.append("**Not found in your documents.** No passage was close enough to the question, so no answer was generated.")
         return "\n".join(lines)
@@ -58,18 +66,13 @@ def render_sources(answer: Answer) -> str:
         note = f" — {'; '.join(notes)}" if notes else ""
         quote = " ".join(c.text.split())
         quote = quote[:600] + ("…" if len(quote) > 600 else "")
-        lines.append(f"**[{c.n}] {where}** (similarity {c.score:.2f}){note}\n\n> {quote}\n")
+        # passages and names are the documents' text: shown as text, never as images or links
+        lines.append(f"**[{c.n}] {inert_line(where)}** (similarity {c.score:.2f}){note}\n\n> {inert(quote)}\n")
     return "\n".join(lines)
 
 
 def _backend_status(settings: Settings) -> str:
-    from rag.llm import describe_llm
-
-    local = describe_llm(settings.model_copy(update={"llm": "local"}))
-    if settings.openai_api_key or settings.openai_base_url:
-        remote = describe_llm(settings.model_copy(update={"llm": "openai"}))
-    else:
-        remote = "openai: **not configured** (set OPENAI_API_KEY, or OPENAI_BASE_URL for a compatible server)"
+    local, remote = policy.describe_backends_for_visitors(settings)  # no URL or path in public mode
     mode = "public: your uploads are private to your session" if settings.public else "private"
     return f"- {local}\n- {remote}\n- mode: {mode}"
 
@@ -96,21 +99,22 @@ def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: li
     if not message:
         yield chat, history, None
         return
-    chat = list(chat or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    # The answer is the model's text and may repeat a document's Markdown: shown as text (markup.py).
+    chat = list(chat or []) + [{"role": "user", "content": inert(message)}, {"role": "assistant", "content": ""}]
     yield chat, history, "_Searching your documents…_"
     try:
         chain = ws.chain(session, collection, overrides)
         answer = None
         for piece in chain.stream(message, history):
             if isinstance(piece, str):
-                chat[-1]["content"] += piece
+                chat[-1]["content"] += inert(piece)
                 yield chat, history, None
             else:
                 answer = piece
-        chat[-1]["content"] = answer.answer
+        chat[-1]["content"] = inert(answer.answer)
         yield chat, history + [(message, answer.answer)], render_sources(answer)
     except RagError as exc:
-        chat[-1]["content"] = f"⚠️ {exc}"
+        chat[-1]["content"] = f"⚠️ {inert(policy.redact(str(exc), ws.settings))}"
         yield chat, history, ""
     except Exception as exc:  # a bug: still a message in the chat, the traceback goes to the log
         log.exception("answering failed")
@@ -132,12 +136,13 @@ class Handlers:
     def session(request: gr.Request | None) -> str:
         return getattr(request, "session_hash", None) or "local"
 
-    @staticmethod
-    def overrides(k, hybrid, backend, model, temperature) -> dict:
-        out = {"k": int(k), "hybrid": bool(hybrid), "llm": backend, "temperature": float(temperature)}
-        if model and model.strip():
-            out["local_model" if backend == "local" else "openai_model"] = model.strip()
-        return out
+    def client(self, request: gr.Request | None) -> str:
+        """The address a request's quota is charged to (see rag/quota.py)."""
+        host = getattr(getattr(request, "client", None), "host", None)
+        return client_key(host, getattr(request, "headers", None), self.settings.client_ip_header)
+
+    def question_slot(self, request: gr.Request | None):
+        return self.ws.quotas.question(self.client(request)) if self.public else contextlib.nullcontext()
 
     def shown(self, source: str) -> str:
         """In public mode visitors see file names, not the owner's server paths."""
@@ -151,10 +156,18 @@ class Handlers:
 
     # --- page events -------------------------------------------------------------------------
     def respond(self, message, chat, history, collection, k, hybrid, backend, model, temperature, request: gr.Request):
-        settings_now = self.overrides(k, hybrid, backend, model, temperature)
-        turns = chat_turn(self.ws, self.session(request), message, chat, history, collection, settings_now)
-        for chat_now, history_now, sources_md in turns:
-            yield chat_now, history_now, "", sources_md if sources_md is not None else gr.update()
+        # Whatever the request carries, only what the owner allows is used (rag/policy.py).
+        try:
+            settings_now = policy.visitor_overrides(self.settings, k, hybrid, backend, model, temperature)
+            with self.question_slot(request):
+                turns = chat_turn(self.ws, self.session(request), message, chat, history,
+                                  policy.chosen_collection(self.settings, collection), settings_now)
+                for chat_now, history_now, sources_md in turns:
+                    yield chat_now, history_now, "", sources_md if sources_md is not None else gr.update()
+        except RagError as exc:  # a refused model or a quota: said in the chat
+            shown_chat = list(chat or []) + [{"role": "user", "content": inert((message or "").strip())},
+                                              {"role": "assistant", "content": f"⚠️ {inert(str(exc))}"}]
+            yield shown_chat, history, "", ""
 
     def upload(self, files, collection, request: gr.Request, progress=gr.Progress()):
         paths = [Path(f if isinstance(f, str) else f.name) for f in (files or [])]
@@ -165,7 +178,12 @@ class Handlers:
         def report(i: int, n: int, name: str) -> None:
             progress((i, n), desc=f"Ingesting {name}" if name else "Done", unit="files")
 
-        results = self.ws.upload([(p, p.name) for p in paths], self.session(request), collection, report)
+        try:
+            results = self.ws.upload([(p, p.name) for p in paths], self.session(request), collection, report,
+                                     self.client(request))
+        finally:
+            for p in paths:  # Gradio's cached copy: ours is in RAG_DATA_DIR/uploads now
+                _remove_gradio_copy(p)
         rows, choices = self.doc_rows(request, collection)
         return render_results(results), rows, choices, None
 
@@ -176,7 +194,7 @@ class Handlers:
         return self.doc_rows(request, collection)
 
     def use_collection(self, name, request: gr.Request):
-        name = (name or "").strip() or self.settings.collection
+        name = (policy.chosen_collection(self.settings, name) or "").strip() or self.settings.collection
         try:
             load_settings(collection=name)
         except RagError as exc:
@@ -195,12 +213,14 @@ class Handlers:
     def ask(self, question: str, request: gr.Request) -> dict:
         """Answer a question from the documents; returns the answer with its citations."""
         try:
-            answer = self.ws.chain(self.session(request), None).ask(question).to_json()
+            with self.question_slot(request):
+                answer = self.ws.chain(self.session(request), None).ask(question).to_json()
             for citation in answer["citations"]:
                 citation["source"] = self.shown(citation["source"])
             return answer
         except RagError as exc:
-            return {"answer": "", "citations": [], "rewritten_query": None, "refused": False, "error": str(exc)}
+            error = policy.redact(str(exc), self.settings)
+            return {"answer": "", "citations": [], "rewritten_query": None, "refused": False, "error": error}
 
     def documents(self, request: gr.Request) -> list[dict]:
         """The documents this session's questions can read."""
@@ -224,7 +244,10 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
 def layout(settings: Settings, on: Handlers) -> gr.Blocks:
     """The page: chat and sources on the left; documents, collection and settings tabs on the right."""
     public = settings.public
-    with gr.Blocks(title="groundwork-rag: ask your documents") as demo:
+    # Gradio's own cache (uploads not yet handed to us, files it serves at /gradio_api/file=) is
+    # emptied of anything older than the visitor TTL, checked every few minutes.
+    ttl_s = int(settings.session_ttl_minutes * 60)
+    with gr.Blocks(title="groundwork-rag: ask your documents", delete_cache=(max(60, min(ttl_s, 600)), ttl_s)) as demo:
         history = gr.State([])
         collection = gr.State(settings.collection)
         gr.Markdown(
@@ -278,7 +301,8 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
                 with gr.Tab("Settings"):
                     k = gr.Slider(1, 12, value=settings.k, step=1, label="Passages retrieved (k)")
                     hybrid = gr.Checkbox(value=settings.hybrid, label="Keyword fusion (BM25 + embeddings)")
-                    backend = gr.Radio(["local", "openai"], value=settings.llm, label="LLM backend")
+                    backend = gr.Radio(policy.allowed_backends(settings), value=settings.llm, label="LLM backend",
+                                       interactive=len(policy.allowed_backends(settings)) > 1)
                     model = gr.Textbox(
                         value=settings.local_model if settings.llm == "local" else settings.openai_model,
                         label="Model (local: gemma3-270m, smollm2 or a GGUF path; openai: model name)",
@@ -293,6 +317,9 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
         ask_button.click(on.respond, chat_inputs, chat_outputs, api_visibility="private")
         files.upload(on.upload, [files, collection], [upload_status, docs_table, doc_choice, files], api_name="upload")
         delete_button.click(on.delete, [doc_choice, collection], [docs_table, doc_choice], api_name="delete")
+        # the model box follows the backend: never a local model name sent as the OpenAI model
+        backend.change(lambda b: settings.local_model if b == "local" else settings.openai_model,
+                       backend, model, api_visibility="private")
         use_button.click(
             on.use_collection,
             [collection_box],
@@ -303,6 +330,20 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
         gr.api(on.ask, api_name="ask")
         gr.api(on.documents, api_name="documents")
     return demo
+
+
+def _remove_gradio_copy(path: Path) -> None:
+    """Delete an upload's copy in Gradio's cache (a file in a folder of its own) once ingested;
+    files elsewhere (a test's, a caller's) are left alone."""
+    from gradio.utils import get_upload_folder
+
+    try:
+        if not path.resolve().is_relative_to(Path(get_upload_folder()).resolve()):
+            return
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()  # only if empty
+    except OSError:
+        pass
 
 
 def parse_auth(auth: str) -> tuple[str, str] | None:
@@ -318,8 +359,16 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
     """Serve the app; if a share link was asked for and cannot be made, say so and serve locally."""
     settings: Settings = demo.workspace.settings
     credentials = parse_auth(auth or settings.auth)
-    demo.queue(default_concurrency_limit=4)
+    demo.queue(default_concurrency_limit=4, max_size=settings.queue_max_size)
+    app_kwargs = {}
+    if settings.public:  # Gradio's raw upload route draws on the visitor's upload budget too
+        from starlette.middleware import Middleware
+
+        from rag.app.upload_guard import UploadBudget
+
+        app_kwargs["middleware"] = [Middleware(UploadBudget, quotas=demo.workspace.quotas, header=settings.client_ip_header)]
     demo.launch(
+        app_kwargs=app_kwargs,
         server_name=host,
         server_port=port,
         share=share,

@@ -27,6 +27,7 @@ from typing import Callable
 from ingest.pipeline import Ingestor
 from ingest.pipeline import document_id as ingest_document_id
 from rag.errors import ConfigError, RagError
+from rag.quota import QuotaExceeded, VisitorQuotas
 from rag.schema import DocumentInfo, FileResult
 from rag.settings import Settings, check_collection_name
 from rag.store import DocumentStore, collection_metadata, collection_names, delete_collection, open_store
@@ -73,6 +74,10 @@ class Workspace:
         self._last_sweep = 0.0
         self._embedder = None
         self._llms: OrderedDict[tuple, object] = OrderedDict()
+        self.quotas = VisitorQuotas(settings)  # public mode: per client address
+        from rag.llm.local import LOADED
+
+        LOADED.size = settings.max_loaded_models  # RAG_MAX_LOADED_MODELS: llama.cpp models kept in memory
 
     # --- stores ----------------------------------------------------------------------------
     @property
@@ -125,12 +130,19 @@ class Workspace:
         session: str,
         chosen: str | None,
         progress: Callable[[int, int, str], None] | None = None,
+        client: str | None = None,
     ) -> list[FileResult]:
-        """Ingest (temporary path, name the browser gave) pairs into the writable collection."""
+        """Ingest (temporary path, name the browser gave) pairs into the writable collection.
+        In public mode the upload is charged to `client` (an address) first, or refused whole."""
         self.touch(session)
         limit = self.settings.max_upload_files
         if len(files) > limit:
             return [FileResult(safe_filename(n), "failed", error=f"more than {limit} files in one upload (RAG_MAX_UPLOAD_FILES)") for _, n in files]
+        if self.settings.public:
+            try:  # files here; their bytes were charged when they reached the server (rag/app/upload_guard.py)
+                self.quotas.admit_upload(client or session, len(files), 0)
+            except QuotaExceeded as exc:
+                return [FileResult(safe_filename(n), "failed", error=str(exc)) for _, n in files]
         name = self.writable(session, chosen)
         store = self.store(name)
         folder = (self.settings.data_dir / "uploads" / name).resolve()
@@ -182,6 +194,10 @@ class Workspace:
         for doc in store.documents():
             if doc.source == source:
                 removed += store.delete_document(doc.doc_id)
+        if removed and source == safe_filename(source):  # an upload (its source is its file name)
+            copy = self.settings.data_dir / "uploads" / store.name / source
+            with self._file_lock(copy.resolve()):
+                copy.unlink(missing_ok=True)
         return removed
 
     # --- answering -------------------------------------------------------------------------

