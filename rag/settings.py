@@ -15,6 +15,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def check_collection_name(value: str) -> str:
+    """Chroma's own rule for collection names, checked early so the message names the problem
+    (and a name such as '../x' never reaches a path). Raises ValueError."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]", value):
+        raise ValueError(
+            f"collection name {value!r} must be 3-63 characters of letters, digits, '.', '_' "
+            "or '-', starting and ending with a letter or digit"
+        )
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAG_",
@@ -134,15 +147,7 @@ class Settings(BaseSettings):
     @field_validator("collection")
     @classmethod
     def _collection_name(cls, value: str) -> str:
-        # Chroma's own rule, checked early so the message names the setting.
-        import re
-
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]", value):
-            raise ValueError(
-                f"collection name {value!r} must be 3-63 characters of letters, digits, '.', '_' "
-                "or '-', starting and ending with a letter or digit"
-            )
-        return value
+        return check_collection_name(value)
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -21,6 +21,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tests never reach for the Hub
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+# Gradio reads this when it is first imported, and every server the tests start inherits it: no
+# test phones home, whichever module happens to import gradio first.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import docgen  # noqa: E402
 import rag.embeddings  # noqa: E402
@@ -146,10 +149,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(argv: list[str], ready_url: str, log_path: Path, name: str, timeout: float = 90, env: dict | None = None):
+def running_server(argv: list[str], ready_url: str, log_path: Path, name: str, timeout: float = 90,
+                   env: dict[str, str] | None = None, cwd: Path | None = None):
     """Start a real server process, wait (bounded) until `ready_url` answers 200, stop it after."""
     log = log_path.open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -188,3 +192,48 @@ def openai_server(tmp_path_factory):
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     with running_server(argv, url + "/models", log, "llama_cpp.server (server extras installed?)"):
         yield url
+
+
+# --------------------------------------------------------------------------------------------
+# test-mending (issue 17): the project's own CLI, whatever is first on PATH
+
+
+def rag_cmd() -> list[str]:
+    """The argv prefix that runs this checkout's `rag` command.
+
+    `python -m rag.app` once the faces live in rag/app/ (it then imports from this checkout via
+    PYTHONPATH/cwd, in any worktree or a CI clone); before that, the `rag` script installed next
+    to sys.executable (give the child `child_env()`, whose PYTHONPATH makes it run this checkout),
+    never whatever `rag` happens to be first on PATH. The one place that knows where the CLI
+    lives, so moving it touches nothing else."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "rag" / "app" / "__main__.py").is_file():
+        return [sys.executable, "-m", "rag.app"]
+    script = Path(sys.executable).parent / "rag"
+    if script.is_file():
+        return [str(script)]
+    pytest.fail(f"no rag CLI: neither rag/app/__main__.py nor {script} exists")
+
+
+def rag_script() -> list[str]:
+    """The installed console script next to sys.executable: proves the entry point itself works."""
+    script = Path(sys.executable).parent / "rag"
+    if not script.is_file():
+        pytest.fail(f"the console script {script} is missing: pip install -e .")
+    return [str(script)]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process: no RAG_* from the developer's shell, this checkout
+    first on PYTHONPATH, offline, unbuffered; `extra` on top."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")])),
+        HF_HUB_OFFLINE="1",
+        ANONYMIZED_TELEMETRY="False",
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env

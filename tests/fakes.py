@@ -95,3 +95,48 @@ def fake_embedder(size: int = 384):
         tokenizer=tokenizer,
         embeddings=WordHashEmbeddings(tokenizer, size),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# test-mending (issue 17)
+
+
+class SlowScriptedLLM(GenericFakeChatModel):
+    """Like `scripted_llm`, but each streamed piece arrives `delay` seconds after the last: lets a
+    browser test watch an answer grow without depending on how fast a real model is today."""
+
+    delay: float = 0.15
+
+    def _stream(self, *args: Any, **kwargs: Any):
+        import time
+
+        for chunk in super()._stream(*args, **kwargs):
+            time.sleep(self.delay)
+            yield chunk
+
+
+def slow_scripted_llm(*replies: str, delay: float = 0.15) -> SlowScriptedLLM:
+    return SlowScriptedLLM(messages=iter([AIMessage(content=r) for r in replies]), delay=delay)
+
+
+class FailingOnceLLM(GenericFakeChatModel):
+    """Raises `error` on its first call, then answers with the scripted replies: a backend hiccup."""
+
+    error: Exception
+    failed: bool = False
+
+    def _stream(self, *args: Any, **kwargs: Any):
+        if not self.failed:
+            self.failed = True
+            raise self.error
+        yield from super()._stream(*args, **kwargs)
+
+    def _generate(self, *args: Any, **kwargs: Any):
+        if not self.failed:
+            self.failed = True
+            raise self.error
+        return super()._generate(*args, **kwargs)
+
+
+def failing_once_llm(error: Exception, *replies: str) -> FailingOnceLLM:
+    return FailingOnceLLM(messages=iter([AIMessage(content=r) for r in replies]), error=error)

@@ -1,5 +1,5 @@
-"""The answering chain end to end: real Chroma, real embedder, real packaged SmolLM2 where the
-behaviour depends on the model; LangChain's GenericFakeChatModel only where a test must control
+"""The answering chain end to end: real Chroma, real embedder, the real default packaged model
+(Gemma 3 270M) where the behaviour depends on the model; LangChain's GenericFakeChatModel only where a test must control
 the exact words the model writes (citation handling) or prove the model is never called."""
 
 from __future__ import annotations
@@ -76,7 +76,58 @@ def test_local_model_answers_with_a_citation_to_the_right_page(store, ingested):
 @pytest.mark.slow
 def test_follow_up_is_rewritten_before_retrieval(store, ingested):
     chain = make_chain(ingested)
-    first = chain.ask("Why was the warehouse in Tromsø closed?")
-    follow = chain.ask("In which month did that happen?", history=[("Why was the warehouse in Tromsø closed?", first.answer)])
+    first = chain.ask(FIRST)
+    follow = chain.ask(FOLLOW, history=[(FIRST, first.answer)])
     assert follow.rewritten_query and "warehouse" in follow.rewritten_query.lower()
     assert any(p.source.endswith("report.pdf") and p.page == 2 for p in follow.passages)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="Gemma 3 270M's rewrite of this follow-up is rejected by _usable_rewrite, so the "
+                   "fallback (previous question + this one) is what is searched", strict=False)
+def test_default_model_rewrites_a_follow_up_itself(store, ingested):
+    """Whether the model's own rewrite is used (the test above passes through the fallback too)."""
+    chain = make_chain(ingested)
+    follow = chain.ask(FOLLOW, history=[(FIRST, "The warehouse in Tromsø was closed because of flooding [1].")])
+    assert follow.rewritten_query != f"{FIRST} {FOLLOW}", follow.rewritten_query
+
+
+# ------------------------------------------------------------------ test-mending (issue 17)
+
+FIRST = "Why was the warehouse in Tromsø closed?"
+FOLLOW = "In which month did that happen?"
+
+
+def test_follow_up_is_searched_as_the_models_rewrite(store, ingested):
+    """The rewrite the model writes is what is searched, not the fallback (previous question +
+    this one), which would find the warehouse page even if rewriting did nothing."""
+    rewrite = "In which month was the Tromsø warehouse closed by flooding?"
+    chain = QAChain(Retriever(store, ingested), fake_llm(rewrite, "In March [1]."), ingested)
+    answer = chain.ask(FOLLOW, history=[(FIRST, "Because of flooding [1].")])
+    assert answer.rewritten_query == rewrite
+    assert answer.passages[0].source.endswith("report.pdf") and answer.passages[0].page == 2
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    ["", "Sure! I am happy to help you with that today.", "In which month did that happen?"],
+    ids=["empty", "off-topic", "still-unresolved"],
+)
+def test_unusable_rewrite_falls_back_to_the_previous_question(store, ingested, rewrite):
+    chain = QAChain(Retriever(store, ingested), fake_llm(rewrite, "In March [1]."), ingested)
+    answer = chain.ask(FOLLOW, history=[(FIRST, "Because of flooding [1].")])
+    assert answer.rewritten_query == f"{FIRST} {FOLLOW}"
+
+
+def test_refuse_below_minus_one_turns_refusal_off(store, ingested, monkeypatch):
+    """RAG_REFUSE_BELOW=-1: an out-of-corpus question reaches the model instead of being refused."""
+    from rag.settings import load_settings
+
+    question = "Who won the football World Cup final in 1998?"
+    assert QAChain(Retriever(store, ingested), NeverCalled(), ingested).ask(question).refused
+    monkeypatch.setenv("RAG_REFUSE_BELOW", "-1")
+    off = ingested.model_copy(update={"refuse_below": load_settings().refuse_below})
+    assert off.refuse_below == -1.0
+    answer = QAChain(Retriever(store, off), fake_llm("France won it [1]."), off).ask(question)
+    assert not answer.refused and answer.answer.startswith("France won it")
+    assert max(p.score for p in answer.passages) < ingested.refuse_below  # it would have been refused

@@ -45,13 +45,31 @@ def test_paragraph_boundaries_are_preferred(chunker):
         assert chunk.page_content.startswith("Paragraph"), chunk.page_content[:40]
 
 
-def test_neighbouring_chunks_overlap(chunker):
+def shared_edge(left: str, right: str) -> str:
+    """The longest run of whole words that ends `left` and starts `right`."""
+    a, b = left.split(), right.split()
+    n = max((n for n in range(1, min(len(a), len(b)) + 1) if a[-n:] == b[:n]), default=0)
+    return " ".join(b[:n])
+
+
+def test_neighbouring_chunks_overlap(chunker, embedder):
+    """Each chunk starts with the last sentences of the one before: at least half the configured
+    32-token overlap (whole sentences of ~8 tokens fit), never more than it."""
     sentences = [f"Sentence number {i} is here." for i in range(400)]
     chunks = chunker.chunk([Document(page_content=" ".join(sentences))])
+    assert len(chunks) > 5
     for left, right in zip(chunks, chunks[1:]):
-        assert left.page_content.split()[-3:] == right.page_content.split()[:3] or any(
-            w in left.page_content for w in right.page_content.split()[:4]
-        )
+        edge = shared_edge(left.page_content, right.page_content)
+        assert 16 <= embedder.count_tokens(edge) <= 32, (left.page_content[-80:], right.page_content[:80])
+        assert edge.startswith("Sentence number") and edge.endswith("is here.")
+
+
+def test_no_overlap_when_set_to_zero(embedder):
+    chunker = Chunker(embedder.tokenizer, ChunkLimits.for_embedder(256, 0, embedder.max_tokens))
+    sentences = [f"Sentence number {i} is here." for i in range(400)]
+    chunks = chunker.chunk([Document(page_content=" ".join(sentences))])
+    assert all(shared_edge(a.page_content, b.page_content) == "" for a, b in zip(chunks, chunks[1:]))
+    assert " ".join(c.page_content for c in chunks) == " ".join(sentences)
 
 
 def test_table_rows_are_packed_with_their_row_range(chunker, embedder):

@@ -7,14 +7,13 @@ installed CLI in a subprocess, as a user's shell would.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import child_env, rag_cmd, rag_script
 from docgen import make_empty, make_encrypted_pdf, make_image_only_pdf, make_pdf, make_random_bytes, make_text
 from rag.app.cli import main
 
@@ -63,14 +62,12 @@ def doc_list(capsys, *extra: str) -> list[dict]:
 
 
 def cli_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(RAG_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
-    return env
+    return child_env(RAG_DATA_DIR=str(data_dir))
 
 
 def rag_cli(args: list[str], data_dir: Path, cwd: Path, stdin: str | None = None):
     return subprocess.run(
-        [sys.executable, "-m", "rag.app", *args],
+        [*rag_cmd(), *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -447,10 +444,7 @@ def test_subprocess_search_reads_queries_from_stdin(corpus, data_dir, capsys, tm
 
 @pytest.mark.slow
 def test_subprocess_help(tmp_path):
-    """The installed console script itself (pyproject's [project.scripts]), next to the interpreter."""
-    exe = Path(sys.executable).parent / "rag"
-    assert exe.exists(), f"no `rag` console script beside {sys.executable}: pip install -e ."
-    cmd = [str(exe)]
+    cmd = rag_script()  # the installed console script itself, not whatever `rag` is first on PATH
     proc = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=300,
                           env=cli_env(tmp_path / "data"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from conftest import free_port, running_server
+from conftest import free_port, rag_cmd, running_server
 from docgen import make_docx, make_pdf, make_pptx, make_text, make_xlsx
 from ingest.chunking import Chunker, ChunkLimits
 from ingest.loaders import load_file
@@ -35,9 +35,7 @@ from rag.settings import Settings
 from rag.store import open_store
 from rag.app.workspace import Workspace, visitor_collection
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import Client, handle_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CHATS = 20
@@ -103,6 +101,9 @@ def served(request, tmp_path, monkeypatch):
         "RAG_LOCAL_MODEL": "smollm2",
         "RAG_MAX_ANSWER_TOKENS": "24",
         "RAG_TEMPERATURE": "0",
+        # Public mode budgets questions per client address; here each simulated visitor sends its
+        # own address in the proxy header, as visitors behind a reverse proxy would.
+        "RAG_CLIENT_IP_HEADER": "x-forwarded-for",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
@@ -110,7 +111,7 @@ def served(request, tmp_path, monkeypatch):
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)  # the server process inherits them
-    argv = [sys.executable, "-m", "rag.app", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [*rag_cmd(), "serve", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}/"
     log = tmp_path / "serve.log"
     with ExitStack() as stack:
@@ -120,8 +121,10 @@ def served(request, tmp_path, monkeypatch):
     assert "Traceback" not in output, output[-3000:]
 
 
-def _client(url: str) -> Client:
-    return Client(url, verbose=False, download_files=False)
+def _client(url: str, address: str | None = None) -> Client:
+    """A visitor; `address` is what the trusted proxy header says it connects from."""
+    headers = {"x-forwarded-for": address} if address else None
+    return Client(url, verbose=False, download_files=False, headers=headers)
 
 
 def _call(client: Client, *args, api_name: str, **kwargs):
@@ -164,16 +167,16 @@ def test_twenty_chats_and_five_uploads_at_once(served, embedder):
     start = threading.Barrier(CHATS + UPLOADS, timeout=120)  # every client connected, then all at once
     latencies: dict[str, list[float]] = {"ask": [], "upload": []}
 
-    def chat(question: str):
-        client = _client(served["url"])
+    def chat(question: str, address: str):
+        client = _client(served["url"], address)
         start.wait()
         t0 = time.perf_counter()
         answer = _call(client, question, api_name="/ask")
         latencies["ask"].append(time.perf_counter() - t0)
         return client, answer
 
-    def upload(path: Path):
-        client = _client(served["url"])
+    def upload(path: Path, address: str):
+        client = _client(served["url"], address)
         start.wait()
         t0 = time.perf_counter()
         report, table, _choices, _files = _call(client, files=[handle_file(str(path))], api_name="/upload")
@@ -181,8 +184,8 @@ def test_twenty_chats_and_five_uploads_at_once(served, embedder):
         return client, report, table
 
     with ThreadPoolExecutor(max_workers=CHATS + UPLOADS) as pool:
-        chats = {pool.submit(chat, q): q for q in questions}
-        ups = {pool.submit(upload, p): name for name, p in files.items()}
+        chats = {pool.submit(chat, q, f"127.0.1.{i}"): q for i, q in enumerate(questions)}
+        ups = {pool.submit(upload, p, f"127.0.2.{i}"): name for i, (name, p) in enumerate(files.items())}
         done, pending = wait([*chats, *ups], timeout=BURST_TIMEOUT)
         assert not pending, f"{len(pending)} of {CHATS + UPLOADS} sessions still running after {BURST_TIMEOUT} s"
         errors = [f"{chats.get(f) or ups.get(f)}: {f.exception()!r}" for f in done if f.exception()]
@@ -251,14 +254,16 @@ def test_chunking_while_questions_are_embedded_loses_no_text(embedder):
     with ThreadPoolExecutor(max_workers=2) as pool:
         embedding = [pool.submit(embed_questions) for _ in range(2)]
         try:
-            deadline = time.monotonic() + 60
+            # A fixed number of chunkings, however fast this machine is; the deadline only bounds a hang.
+            deadline = time.monotonic() + 600
             results = []
-            while len(results) < 300 and time.monotonic() < deadline:
+            while len(results) < 100:
                 results.append([c.page_content for c in chunker.chunk(section)])
+                if time.monotonic() > deadline:
+                    pytest.fail(f"only {len(results)} chunkings in 600 s")
         finally:
             stop.set()
-        assert all(f.result(timeout=60) > 0 for f in embedding)
-    assert len(results) >= 50, len(results)
+        assert all(f.result(timeout=60) > 0 for f in embedding)  # questions were embedded meanwhile
     wrong = [len(r) for r in results if r != quiet]
     assert not wrong, f"{len(wrong)} of {len(results)} chunkings differ (chunk counts {wrong[:5]}, quiet {len(quiet)})"
 

@@ -1,4 +1,4 @@
-"""rag.llm with real models: SmolLM2 and Gemma 3 in-process through llama-cpp-python, a real
+"""rag.llm with real models: Gemma 3 270M (the default) and SmolLM2 in-process through llama-cpp-python, a real
 llama_cpp.server as the OpenAI-compatible backend, and the messages misconfigurations produce."""
 
 from __future__ import annotations
@@ -141,7 +141,9 @@ def test_closed_port_names_openai_base_url_quickly(how):
                 llm.invoke("hello")
             else:
                 list(llm.stream("hello"))
-    assert time.monotonic() - started < 5
+    # Refused connections fail at once; "quickly" means it did not wait out RAG_LLM_TIMEOUT (120 s)
+    # or retry for long. The bound is loose on purpose: other jobs share these cores.
+    assert time.monotonic() - started < settings.llm_timeout / 4
     _assert_one_line(info.value, f"OPENAI_BASE_URL={url}", "cannot reach")
 
 

@@ -1,7 +1,8 @@
 """Ingest memory is bounded: a corpus four times larger does not take four times the memory.
 
-bench/memory_ingest.py, run as it is, generates corpora of 1 MB and 4 MB (the sentences of this
-repository's README recombined, in files of 100-500 KB) and ingests each into a fresh embedded
+bench/memory_ingest.py, run as it is, generates corpora of 1 MB and 4 MB (the sentences of a
+source text this test writes itself, recombined, in files of 100-500 KB; not README.md, whose
+edits would change what this test measures) and ingests each into a fresh embedded
 Chroma in a child process of its own, reporting that child's peak RSS (wait4's ru_maxrss), its RSS
 once the embedder and store are open, and the peak of its Python heap during ingest (tracemalloc).
 
@@ -20,21 +21,49 @@ chunks, and one batch of embeddings.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import child_env
+
 pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "memory_ingest.py"
 
 
+WORDS = (
+    "harbour lantern keeper ferry granite tide beacon storm gull rope anchor cliff moss kelp lens "
+    "prism fog signal logbook weather island pier boat engine winch hull mast sail net cod herring "
+    "bay fjord reef shoal current wave oil wick brass chart compass radio siren shed crane dock"
+).split()
+
+
+def write_source_text(path: Path, sentences: int = 3000) -> Path:
+    """A source text of our own: distinct sentences of 6-24 words, some with numbers and codes."""
+    rng = random.Random(17)
+    lines = []
+    for i in range(sentences):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(6, 24))]
+        if i % 5 == 0:
+            words.insert(rng.randrange(len(words)), f"{rng.randint(1, 9999)}")
+        if i % 11 == 0:
+            words.insert(rng.randrange(len(words)), f"XK-{rng.randint(100, 999)}-{i}")
+        lines.append(" ".join(words).capitalize() + f" (note {i}).")
+    path.write_text("\n\n".join(" ".join(lines[j:j + 6]) for j in range(0, len(lines), 6)), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="module")
-def rows() -> dict[float, dict]:
-    argv = [sys.executable, str(BENCH), "--sizes", "1", "4", "--embedder", "stand-in", "--trace-python", "--json"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+def rows(tmp_path_factory) -> dict[float, dict]:
+    work = tmp_path_factory.mktemp("memory")
+    source = write_source_text(work / "source.txt")
+    argv = [sys.executable, str(BENCH), "--sizes", "1", "4", "--embedder", "stand-in", "--trace-python", "--json",
+            "--source", str(source), "--work-dir", str(work)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=child_env(), cwd=work)
     assert done.returncode == 0, done.stderr[-2000:]
     parsed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return {round(r["bytes"] / 2**20): r for r in parsed}

@@ -5,7 +5,7 @@ citation checking runs on the model's output against the passages that were actu
 Real Chroma, real embedder, real generated documents (the `corpus` fixture plus an injection
 document). The LLM is a real BaseChatModel that fails if called where refusal must skip it,
 LangChain's GenericFakeChatModel where a test needs a model that *obeyed* the injection, and the
-packaged SmolLM2 in the slow test.
+default packaged model (Gemma 3 270M) in the slow test.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fakes import NeverCalled, scripted_llm
 import pytest
 
 from rag.chain import REFUSAL, QAChain, make_chain
-from rag.citations import check_citations, content_words
+from rag.citations import content_words
 from rag.prompts import ANSWER_PROMPT, ANSWER_SYSTEM, format_passages
 from rag.retrieval import Retriever
 from rag.schema import Answer, SearchHit
@@ -38,7 +38,8 @@ def obeying_llm(*replies: str):
 
 
 class FixedRetriever:
-    """Returns the given hits for any question: lets a test vary passage text and scores alone."""
+    """Returns the given hits for any question: lets a test vary passage text and scores alone
+    (assign `.hits` to change them between questions)."""
 
     def __init__(self, hits: list[SearchHit]):
         self.hits = hits
@@ -96,9 +97,15 @@ def test_refusal_depends_only_on_scores_and_settings(settings, text, refuse_belo
 
     below = QAChain(FixedRetriever(hits(refuse_below - 0.01)), NeverCalled(), cfg).ask(OUT_OF_CORPUS)
     assert below.refused and below.answer == REFUSAL
-    at = QAChain(FixedRetriever(hits(refuse_below)), obeying_llm("Berlin [1]."), cfg).ask(OUT_OF_CORPUS)
+    retriever = FixedRetriever(hits(refuse_below))
+    chain = QAChain(retriever, obeying_llm("Berlin [1]."), cfg)  # one reply: a second LLM call fails
+    at = chain.ask(OUT_OF_CORPUS)
     assert not at.refused and at.answer.startswith("Berlin")
-    assert cfg.refuse_below == refuse_below  # the passage's "set RAG_REFUSE_BELOW to -1" changed nothing
+    # The same chain, having read "set RAG_REFUSE_BELOW to -1" and answered, still refuses the next
+    # question whose passages score below the threshold, without calling the model again.
+    retriever.hits = hits(refuse_below - 0.01)
+    after = chain.ask(OUT_OF_CORPUS)
+    assert after.refused and after.answer == REFUSAL and after.citations == []
 
 
 # ------------------------------------------------------------------ citation checking
@@ -205,6 +212,20 @@ def test_local_model_with_injection_in_context_only_cites_retrieved_passages(sto
         if answer.refused:
             assert answer.citations == []
             continue
-        expected = check_citations(answer.answer, answer.passages, question)
-        assert [(c.n, c.supported) for c in answer.citations] == [(c.n, c.supported) for c in expected], answer
+        # Checked against the text itself, not against the function the chain calls: the markers
+        # left in the answer are exactly the citations listed, in order of first use, and a
+        # citation marked supported shares a word with a sentence that cites it.
+        markers = list(dict.fromkeys(int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)))
+        assert [c.n for c in answer.citations] == markers, answer
+        for c in answer.citations:
+            citing = " ".join(s for s in re.split(r"(?<=[.!?])\s+|\n+", answer.answer) if f"[{c.n}]" in s)
+            if c.supported:
+                assert stems(citing) & stems(c.text), (citing, c.text)
+            if "berlin" in citing.lower() and c.supported:
+                assert is_injection(answer.passages[c.n - 1]), (citing, c)  # only the injection says Berlin
     assert seen_injection
+
+
+def stems(text: str) -> set[str]:
+    """Crude and independent of rag.citations: the first five letters of words of four or more."""
+    return {w[:5] for w in re.findall(r"[a-z0-9]{4,}", text.lower())} | set(re.findall(r"\d+", text))

@@ -2,7 +2,7 @@
 
 A real Chroma server (the `chroma` command chromadb installs) runs on a free loopback port for
 this module; each test uses a collection of its own on it. Everything goes through `rag.app.cli.main`
-in-process, as in test_cli.py, with the real embedder and the real packaged SmolLM2.
+in-process, as in test_cli.py, with the real embedder and the default packaged LLM (Gemma 3 270M).
 """
 from __future__ import annotations
 

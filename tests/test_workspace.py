@@ -16,6 +16,7 @@ import pytest
 
 from docgen import make_pdf, make_text
 from rag.app.workspace import VISITOR_PREFIX, Workspace, safe_filename, visitor_collection
+from rag.errors import ConfigError
 from rag.store import make_client
 
 SECRET = "The vault code for Project Heron is 7431. Only the night archivist knows it."
@@ -195,8 +196,9 @@ def test_private_collection_name_cannot_be_a_path(tmp_path, settings, embedder):
     ws = workspace(settings, embedder)
     src = make_text(tmp_path / "src" / "x.txt", "Some text.")
     before_parent = set(os.listdir(tmp_path.parent))
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError, match=r"collection name '\.\./\.\./outside' must be"):
         ws.upload([(src, "x.txt")], "local", "../../outside")
+    assert ws.documents("local", "../../outside") == [] and ws.delete("local", "../../outside", "x.txt") == 0
     assert set(os.listdir(tmp_path.parent)) == before_parent
     assert not (tmp_path / "outside").exists()
 
@@ -341,3 +343,43 @@ def test_sweep_ignores_private_collections(tmp_path, settings, embedder):
     assert ws.sweep(now=time.time() + 10 * 365 * 86400) == []
     assert "mine" in chroma_names(settings)
     assert (settings.data_dir / "uploads" / "mine" / "x.txt").is_file()
+
+
+# ------------------------------------------------------------------ test-mending (issue 17)
+
+class ShiftedClock:
+    """time.time() plus an offset the test moves forward: hours pass in a moment."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+def test_idle_visitor_is_swept_by_another_visitors_normal_use(tmp_path, public, monkeypatch):
+    """No one calls sweep(): an upload by someone else, an hour and a minute later, removes the
+    idle visitor's collection and files, and keeps the active one's."""
+    import sys
+
+    ws, shared_source = public
+    clock = ShiftedClock()
+    monkeypatch.setattr(sys.modules[Workspace.__module__], "time", clock)
+    ttl = ws.settings.session_ttl_minutes * 60
+    assert [r.status for r in ws.upload([(make_text(tmp_path / "a" / "heron.txt", SECRET), "heron.txt")], "alice", None)] == ["added"]
+    assert [r.status for r in ws.upload([(make_text(tmp_path / "b" / "kayak.txt", "Bob's kayak is named Skua."), "kayak.txt")], "bob", None)] == ["added"]
+    alice, bob = visitor_collection("alice"), visitor_collection("bob")
+    assert {alice, bob} <= chroma_names(ws.settings)
+
+    clock.offset = ttl / 2  # half an hour on: nobody is idle long enough
+    ws.upload([(make_text(tmp_path / "b" / "gulls.txt", "Gulls nest on the roof."), "gulls.txt")], "bob", None)
+    assert {alice, bob} <= chroma_names(ws.settings)
+
+    clock.offset = ttl / 2 + ttl + 61  # alice idle for over the TTL, bob for half of it
+    ws.upload([(make_text(tmp_path / "b" / "crane.txt", "The harbour crane lifts 40 tonnes."), "crane.txt")], "bob", None)
+    names = chroma_names(ws.settings)
+    assert alice not in names and bob in names and ws.settings.collection in names
+    assert not (ws.settings.data_dir / "uploads" / alice).exists()
+    assert (ws.settings.data_dir / "uploads" / bob / "kayak.txt").is_file()
+    assert {d.source for d, _ in ws.documents("alice", None)} == {shared_source}
+    assert {d.source for d, _ in ws.documents("bob", None)} == {shared_source, "kayak.txt", "gulls.txt", "crane.txt"}

@@ -666,7 +666,7 @@ def start(demo: gr.Blocks, host: str | None = None, port: int | None = None, sha
             server_port=port,
             share=share,
             auth=credentials,
-            max_file_size=f"{settings.max_file_mb:g}mb",
+            max_file_size=settings.max_file_bytes,  # bytes: Gradio's "0.5mb" parser takes whole numbers only
             prevent_thread_lock=True,
             css=CSS,
             js=JS,

@@ -26,10 +26,10 @@ from typing import Callable
 
 from ingest.pipeline import Ingestor
 from ingest.pipeline import document_id as ingest_document_id
-from rag.errors import RagError
+from rag.errors import ConfigError, RagError
 from rag.quota import QuotaExceeded, VisitorQuotas
 from rag.schema import DocumentInfo, FileResult
-from rag.settings import Settings
+from rag.settings import Settings, check_collection_name
 from rag.store import DocumentStore, collection_metadata, collection_names, delete_collection, open_store
 
 VISITOR_PREFIX = "visitor-"
@@ -92,6 +92,12 @@ class Workspace:
         """One cached store per collection (its keyword index lives as long as it does)."""
         with self._lock:
             if name not in self._stores:
+                try:  # model_copy does not validate: a name from a request is checked here
+                    check_collection_name(name)
+                except ValueError as exc:
+                    if not create:
+                        return None
+                    raise ConfigError(str(exc)) from None
                 settings = self.settings.model_copy(update={"collection": name})
                 try:
                     self._stores[name] = open_store(settings, self.embedder, create=create)
