@@ -341,7 +341,8 @@ def test_settings_tab_changes_k_fusion_backend_and_temperature(scripted_page, re
         if time.monotonic() > deadline:
             pytest.fail(f"no second answer; chat: {page.locator('#chat').inner_text()!r}")
         time.sleep(0.1)
-    text = wait_for_sources(page, "[2]")
+    wait_for_sources(page, "2 cited of 2 retrieved")  # each answer keeps its own sources: the newest one's
+    text = page.locator("#sources details.turn-sources").last.inner_text()
     second = state["settings"][-1]
     assert (second.k, second.hybrid, second.llm, second.temperature) == (2, False, "local", 0.7)
     assert "[3]" not in text, text  # only two passages were retrieved: [3] pointed at nothing
