@@ -204,7 +204,7 @@ def test_twenty_chats_and_five_uploads_at_once(served, embedder):
         client, report, table = future.result()
         sessions.add(client.session_hash)
         uploaders[name] = client
-        assert name in report and "added" in report and "failed" not in report, report
+        assert name in report and "added" in report and "failed" not in report.lower(), report  # the table says FAILED
         assert name in {row[0] for row in table["data"]}, table  # listed right after its own upload
     assert len(sessions) == CHATS + UPLOADS
 
