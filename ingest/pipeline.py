@@ -130,7 +130,7 @@ class Ingestor:
             ocr_pages=found.ocr_pages,
             empty_pages=found.empty_pages,
             ocr_only=found.ocr_only,
-            seconds=round(time.perf_counter() - started, 2),
+            seconds=round(time.perf_counter() - started, 3),  # as FileResult.seconds: read <= total after rounding
             warning="; ".join(found.warnings) or None,
         )
         return sections, report

@@ -158,7 +158,7 @@ def test_scans_photos_tiffs_and_epubs_are_searchable_with_the_right_page(tmp_pat
     got = {n: (f["pages"], f["ocr_pages"], f["empty_pages"], f["ocr_only"]) for n, f in files.items()}
     assert got == {"scan.pdf": (2, 2, 0, True), "mixed.pdf": (2, 1, 0, False), "note.png": (1, 1, 0, True),
                    "fax.tiff": (2, 2, 0, True), "book.epub": (None, 0, 0, False)}
-    assert all(f["read_seconds"] > 0 and f["characters"] > 20 for f in files.values())
+    assert all(f["read_seconds"] >= 0 and f["characters"] > 20 for f in files.values())  # a small EPUB reads in under 5 ms: 0.0 s at two decimals
 
     expected = {  # query -> (file, page)
         "How many containers did the harbour crane in Narvik lift?": ("scan.pdf", 1),
