@@ -8,6 +8,8 @@ make the same features available to gradio_client.
 
 from __future__ import annotations
 
+import html
+
 import logging
 from pathlib import Path
 
@@ -45,7 +47,9 @@ def render_sources(answer: Answer) -> str:
     if answer.refused:
         lines.append("**Not found in your documents.** No passage was close enough to the question, so no answer was generated.")
         return "\n".join(lines)
-    if not answer.citations:
+    if answer.status == "unsure":
+        lines.append("**Not sure.** No answer could be checked against your documents; the closest evidence is highlighted.\n")
+    elif not answer.citations:
         lines.append("_The answer cites no passage; treat it with care._")
     for c in answer.citations:
         name = Path(c.source).name or c.source
@@ -56,10 +60,23 @@ def render_sources(answer: Answer) -> str:
         if c.inferred:
             notes.append("matched by content (the model cited nothing)")
         note = f" — {'; '.join(notes)}" if notes else ""
-        quote = " ".join(c.text.split())
-        quote = quote[:600] + ("…" if len(quote) > 600 else "")
-        lines.append(f"**[{c.n}] {where}** (similarity {c.score:.2f}){note}\n\n> {quote}\n")
+        lines.append(f"**[{c.n}] {where}** (similarity {c.score:.2f}){note}\n\n> {highlight_quote(c)}\n")
     return "\n".join(lines)
+
+
+def highlight_quote(c, context: int = 300) -> str:
+    """The passage as HTML-escaped text with the quote in <mark>, trimmed to `context` characters
+    either side of it."""
+    def clean(text: str) -> str:
+        return html.escape(" ".join(text.split()), quote=False)
+
+    if not c.quote or c.text[c.quote_start : c.quote_end] != c.quote:
+        text = " ".join(c.text.split())
+        return clean(text[:600]) + ("…" if len(text) > 600 else "")
+    before, after = c.text[: c.quote_start], c.text[c.quote_end :]
+    before = "…" + before[-context:] if len(before) > context else before
+    after = after[:context] + "…" if len(after) > context else after
+    return f"{clean(before)} <mark>{clean(c.quote)}</mark> {clean(after)}".strip()
 
 
 def _backend_status(settings: Settings) -> str:
