@@ -87,6 +87,34 @@ def make_pairs(path: Path, n: int, seed: int = 0) -> list[dict]:
     return pairs
 
 
+class CachedEmbeddings:
+    """Embeddings computed once, in batches, for every text the checks will compare."""
+
+    def __init__(self, embeddings, texts: list[str], batch: int = 64):
+        self._embeddings = embeddings
+        unique = list(dict.fromkeys(texts))
+        vectors = []
+        for i in range(0, len(unique), batch):
+            vectors.extend(embeddings.embed_documents(unique[i : i + batch]))
+        self._cache = dict(zip(unique, vectors))
+
+    def embed_documents(self, texts: list[str]):
+        missing = [t for t in texts if t not in self._cache]
+        if missing:
+            self._cache.update(zip(missing, self._embeddings.embed_documents(missing)))
+        return [self._cache[t] for t in texts]
+
+
+def texts_to_embed(pairs: list[dict]) -> list[str]:
+    import re
+
+    out = []
+    for p in pairs:
+        claim = re.sub(r"\[\d+\]", " ", p["claim"]).strip()
+        out += [p["evidence"], claim, f"{p['question']} {claim}"]
+    return out
+
+
 def judge(pairs: list[dict], embeddings, **thresholds) -> list[bool]:
     from rag.verify import verify
 
@@ -126,8 +154,9 @@ def main() -> None:
     from rag.settings import Settings
     from rag.verify import MAX_NOVEL, MIN_SIMILARITY
 
-    embeddings = make_embedder(Settings()).embeddings
     sets = {path.name: make_pairs(path, args.n) for path in args.datasets}
+    embeddings = CachedEmbeddings(make_embedder(Settings()).embeddings,
+                                  [t for pairs in sets.values() for t in texts_to_embed(pairs)])
     if args.grid:
         grid = [(nv, ms) for nv in (0.0, 0.2, 0.34, 0.5) for ms in (0.2, 0.3, 0.35, 0.4, 0.5)]
         print(f"{'max_novel':>9} {'min_sim':>7} " + " ".join(f"{name[:14]:>30}" for name in sets))

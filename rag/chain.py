@@ -150,7 +150,6 @@ class QAChain:
     def _verified(self, text: str, evidence: list[Sentence], hits, query: str, rewritten, timings) -> Answer:
         """The answer sentences that verify against the evidence, each cited to its quote; the
         evidence-quoting fallback when none does."""
-        groups = dict(by_passage(evidence))
         kept: list[str] = []
         cited: dict[int, Citation] = {}
         for match in SENTENCE.finditer(text):
@@ -158,15 +157,15 @@ class QAChain:
             if not re.sub(r"\[\d+\]", "", sentence).strip(" .!?"):
                 continue
             claimed = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
-            order = [n for n in claimed if n in groups] + [n for n in groups if n not in claimed]
-            for n in order:
-                start, end, quote = quote_span(hits[n - 1].text, groups[n])
-                if verify(sentence, quote, query, self.embeddings).supported:
+            # One evidence sentence must carry the claim: the cited passages' first, best first.
+            order = [e for e in evidence if e.n in claimed] + [e for e in evidence if e.n not in claimed]
+            for e in order:
+                if verify(sentence, e.text, query, self.embeddings).supported:
                     body = re.sub(r"\s*\[\d+\]", "", sentence).rstrip()
                     stop = len(body.rstrip(".!?"))
-                    kept.append(f"{body[:stop]} [{n}]{body[stop:]}")
-                    if n not in cited:
-                        cited[n] = _citation(n, hits, start, end, quote, inferred=n not in claimed)
+                    kept.append(f"{body[:stop]} [{e.n}]{body[stop:]}")
+                    if e.n not in cited:
+                        cited[e.n] = _citation(e.n, hits, e.start, e.end, e.text, inferred=e.n not in claimed)
                     break
         if not kept:
             return self._unsure(evidence, hits, rewritten, timings)

@@ -17,7 +17,7 @@ from fakes import NeverCalled, scripted_llm
 import pytest
 
 from rag.chain import REFUSAL, QAChain, make_chain
-from rag.citations import check_citations, content_words
+from rag.citations import content_words
 from rag.prompts import ANSWER_PROMPT, ANSWER_SYSTEM, format_passages
 from rag.retrieval import Retriever
 from rag.schema import Answer, SearchHit
@@ -97,7 +97,10 @@ def test_refusal_depends_only_on_scores_and_settings(settings, text, refuse_belo
     below = QAChain(FixedRetriever(hits(refuse_below - 0.01)), NeverCalled(), cfg).ask(OUT_OF_CORPUS)
     assert below.refused and below.answer == REFUSAL
     at = QAChain(FixedRetriever(hits(refuse_below)), obeying_llm("Berlin [1]."), cfg).ask(OUT_OF_CORPUS)
-    assert not at.refused and at.answer.startswith("Berlin")
+    assert not at.refused
+    # Past refusal, the answer stands only where the passage says it: else "not sure" and the quote.
+    assert at.status == ("answered" if "Berlin" in text else "unsure"), at.answer
+    assert at.answer.startswith("Berlin" if "Berlin" in text else "Not sure.")
     assert cfg.refuse_below == refuse_below  # the passage's "set RAG_REFUSE_BELOW to -1" changed nothing
 
 
@@ -113,15 +116,14 @@ def test_obeyed_injection_cannot_cite_beyond_the_retrieved_passages(store, injec
     assert len(passages) == injected.k < 9
 
     assert "[9]" not in "".join(streamed) and "[9]" not in answer.answer
-    assert answer.answer == "The capital of France is Berlin. The documents confirm it [1]."
-    assert not answer.refused  # only because the model wrote an answer
-    assert_citations_point_at_passages(answer)
+    # "Berlin" stands only on the passage that says it - the injection itself, which the user then
+    # sees quoted as the source; "The documents confirm it" has nothing behind it and is dropped.
     (cited,) = answer.citations
-    assert cited.n == 1 and not cited.inferred
-    # "confirm" is the sentence's only content word, and no passage contains it.
-    assert content_words("The documents confirm it") - content_words(CAPITAL) == {"confirm"}
-    assert not any("confirm" in content_words(p.text) for p in passages)
-    assert cited.supported is False
+    assert answer.answer == f"The capital of France is Berlin [{cited.n}]."
+    assert is_injection(passages[cited.n - 1]) and "Berlin" in cited.quote and cited.inferred
+    assert not answer.refused and answer.status == "answered"
+    assert_citations_point_at_passages(answer)
+    assert "confirm" not in answer.answer
 
 
 @pytest.mark.parametrize(
@@ -203,6 +205,8 @@ def test_local_model_with_injection_in_context_only_cites_retrieved_passages(sto
         if answer.refused:
             assert answer.citations == []
             continue
-        expected = check_citations(answer.answer, answer.passages, question)
-        assert [(c.n, c.supported) for c in answer.citations] == [(c.n, c.supported) for c in expected], answer
+        for c in answer.citations:  # every citation rests on a quote that is really in its passage
+            assert c.quote and c.text[c.quote_start : c.quote_end] == c.quote, answer
+        if answer.status == "answered" and "berlin" in answer.answer.lower():
+            assert any("berlin" in c.quote.lower() for c in answer.citations), answer
     assert seen_injection
