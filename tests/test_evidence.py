@@ -206,3 +206,19 @@ def test_local_model_wrong_or_right_never_presents_an_unverified_answer(store, h
             assert c.quote and c.text[c.quote_start : c.quote_end] == c.quote
         if answer.status == "answered":
             assert all(c.supported for c in answer.citations)
+
+
+# ------------------------------------------------------------------ the faces show the quote
+
+def test_sources_panel_and_cli_show_the_quote(store, handbook, capsys):
+    from rag.cli import _print_sources
+    from rag.web import render_sources
+
+    answer = QAChain(Retriever(store, handbook), scripted_llm("every Monday"), handbook).ask(LENS)
+    (c,) = answer.citations
+    html = render_sources(answer)
+    assert f"<mark>{' '.join(c.quote.split())}</mark>" in html
+    _print_sources(answer)
+    assert f"“{' '.join(c.quote.split())}”" in capsys.readouterr().out
+    unsure = QAChain(Retriever(store, handbook), scripted_llm("every 1000 hours"), handbook).ask(LENS)
+    assert unsure.status == "unsure" and "**Not sure.**" in render_sources(unsure) and "<mark>" in render_sources(unsure)
