@@ -1,11 +1,10 @@
 """Calibrating RAG_UNSURE_BELOW on `rag eval --answers --report` reports of the unanswerable sets.
 
-    python bench/calibrate_unsure.py --dev /tmp/evidence/xquad-dev.json /tmp/evidence/covid-dev.json \
-        --test /tmp/evidence/xquad-test.json /tmp/evidence/covid-test.json
+    python bench/calibrate_unsure.py /tmp/rag-bench/xquad-report.json /tmp/rag-bench/covid-report.json
 
-The reports come from bench/unanswerable.py sets (half answerable, half SQuAD-2.0-style
-unanswerable), run with RAG_UNSURE_BELOW=-1 so that every question reached the model; each row
-carries its best evidence score. A threshold t turns every answer whose best evidence scores below
+The reports come from bench/unanswerable.py sets (answerable questions and SQuAD-2.0-style
+unanswerable ones), run with RAG_UNSURE_BELOW=-1 so that every question reached the model; each
+row carries its best evidence score. Dev = even-numbered rows, test = odd-numbered rows of each. A threshold t turns every answer whose best evidence scores below
 t into "unsure" (the chain does that before calling the model). For each t: answerable questions
 not answered, unanswerable questions not answered, answer-contains-gold, per dev report. The
 chosen t is the highest whose answerable not-answered rate is at most 10% on every dev report;
@@ -44,10 +43,10 @@ def rates(rows: list[dict], t: float) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dev", type=Path, nargs="+", required=True)
-    parser.add_argument("--test", type=Path, nargs="*", default=[])
+    parser.add_argument("reports", type=Path, nargs="+")
     args = parser.parse_args()
-    dev = {p.name: rows_of(p) for p in args.dev}
+    dev = {p.name: rows_of(p)[0::2] for p in args.reports}
+    test = {p.name: rows_of(p)[1::2] for p in args.reports}
     print(f"{'threshold':>9} " + " ".join(f"{n[:28]:>34}" for n in dev))
     ok_ts = []
     for t in [-1.0] + THRESHOLDS:
@@ -66,9 +65,11 @@ def main() -> None:
         return
     best = max(ok_ts)
     print(f"\nchosen RAG_UNSURE_BELOW={best:.2f} (highest with answerable not-answered <= 10% on every dev report)")
-    for p in args.test:
-        a, u, n = rates(rows_of(p), best)
-        print(f"test {p.name}: answerable not answered {a:.3f}, unanswerable not answered {u:.3f} ({n} questions)")
+    for name, rows in test.items():
+        for t, label in ((-1.0, "off"), (best, f"{best:.2f}")):
+            a, u, n = rates(rows, t)
+            print(f"test half of {name} at {label}: answerable not answered {a:.3f}, "
+                  f"unanswerable not answered {u:.3f} ({n} questions)")
 
 
 if __name__ == "__main__":

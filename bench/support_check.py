@@ -4,7 +4,8 @@
         --n 300 [--grid]
 
 For each sampled question (evenly spaced), the evidence is the sentence of its paragraph that holds
-the gold answer, with the sentence before it (what the chain quotes). Claims checked against it:
+the gold answer, with the sentence before it; its paragraph is the context names may come from
+(as the chain passes the passage). Claims checked against it:
 - true sentence: the answer-bearing sentence itself, and the phrase claim "gold answer" for the
   question (what a small model writes) - both should be accepted;
 - swapped: the same sentence, and the phrase, with the answer replaced by another question's gold
@@ -59,7 +60,7 @@ def make_pairs(path: Path, n: int, seed: int = 0) -> list[dict]:
                 s, e = spans[idx]
                 prev = spans[idx - 1][0] if idx else s
                 items.append({"article": a, "paragraph": (a, p), "question": qa["question"], "gold": gold,
-                              "sentence": context[s:e], "evidence": context[prev:e],
+                              "sentence": context[s:e], "evidence": context[prev:e], "context": context,
                               "others": [context[x:y] for x, y in spans]})
     rng = random.Random(seed)
     step = max(1, len(items) // n)
@@ -71,18 +72,19 @@ def make_pairs(path: Path, n: int, seed: int = 0) -> list[dict]:
     for i, it in enumerate(sample):
         split = "dev" if i % 2 == 0 else "test"
         ev, q, gold = it["evidence"], it["question"], it["gold"]
-        pairs.append({"split": split, "label": True, "type": "true sentence", "claim": it["sentence"], "evidence": ev, "question": q})
-        pairs.append({"split": split, "label": True, "type": "true phrase", "claim": gold, "evidence": ev, "question": q})
+        ctx = it["context"]
+        pairs.append({"split": split, "label": True, "type": "true sentence", "context": ctx, "claim": it["sentence"], "evidence": ev, "question": q})
+        pairs.append({"split": split, "label": True, "type": "true phrase", "context": ctx, "claim": gold, "evidence": ev, "question": q})
         candidates = [o["gold"] for o in by_kind[kind(gold)]
-                      if o["paragraph"] != it["paragraph"] and _norm(o["gold"]) not in _norm(ev)]
+                      if o["paragraph"] != it["paragraph"] and _norm(o["gold"]) not in _norm(it["context"])]
         if candidates:
             swap = rng.choice(candidates)
-            pairs.append({"split": split, "label": False, "type": "swapped sentence",
+            pairs.append({"split": split, "label": False, "type": "swapped sentence", "context": ctx,
                           "claim": it["sentence"].replace(gold, swap, 1), "evidence": ev, "question": q, "kind": kind(gold)})
-            pairs.append({"split": split, "label": False, "type": "swapped phrase", "claim": swap, "evidence": ev,
+            pairs.append({"split": split, "label": False, "type": "swapped phrase", "context": ctx, "claim": swap, "evidence": ev,
                           "question": q, "kind": kind(gold)})
         other = rng.choice([o for o in items if o["article"] != it["article"]])
-        pairs.append({"split": split, "label": False, "type": "unrelated sentence", "claim": other["sentence"],
+        pairs.append({"split": split, "label": False, "type": "unrelated sentence", "context": ctx, "claim": other["sentence"],
                       "evidence": ev, "question": q})
     return pairs
 
@@ -118,7 +120,8 @@ def texts_to_embed(pairs: list[dict]) -> list[str]:
 def judge(pairs: list[dict], embeddings, **thresholds) -> list[bool]:
     from rag.verify import verify
 
-    return [verify(p["claim"], p["evidence"], p["question"], embeddings, **thresholds).supported for p in pairs]
+    return [verify(p["claim"], p["evidence"], p["question"], embeddings, context=p["context"], **thresholds).supported
+            for p in pairs]
 
 
 def summary(pairs: list[dict], accepted: list[bool]) -> dict:

@@ -122,7 +122,9 @@ class QAChain:
                     timings["llm_first_token"] = round(time.perf_counter() - started, 3)
                 raw.append(token)
                 so_far = "".join(raw).lstrip()
-                if "\n" in so_far:  # the answer is its first line; then the model rambles
+                if any(strip_debris(line) for line in so_far.split("\n")[:-1]):
+                    # The answer is its first line (a line of debris, "Answer:", does not count);
+                    # then the model rambles.
                     shown = markers.feed(token.split("\n")[0])
                     if shown:
                         yield shown
@@ -133,7 +135,8 @@ class QAChain:
         tail = markers.flush()
         if tail:
             yield tail
-        text = normalise_markers(strip_debris("".join(raw).lstrip().split("\n")[0]), len(hits))
+        lines = [strip_debris(line) for line in "".join(raw).split("\n")]
+        text = normalise_markers(next((line for line in lines if line), ""), len(hits))
         text = _drop_repeats(text)
         if not text or _says_not_found(text):
             answer = self._unsure(evidence, hits, rewritten, timings)
@@ -160,7 +163,7 @@ class QAChain:
             # One evidence sentence must carry the claim: the cited passages' first, best first.
             order = [e for e in evidence if e.n in claimed] + [e for e in evidence if e.n not in claimed]
             for e in order:
-                if verify(sentence, e.text, query, self.embeddings).supported:
+                if verify(sentence, e.text, query, self.embeddings, context=hits[e.n - 1].text).supported:
                     body = re.sub(r"\s*\[\d+\]", "", sentence).rstrip()
                     stop = len(body.rstrip(".!?"))
                     kept.append(f"{body[:stop]} [{e.n}]{body[stop:]}")

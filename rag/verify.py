@@ -64,7 +64,7 @@ def names(text: str) -> set[str]:
             word = match.group(0)
             if not word[0].isupper() or word.isdigit():
                 continue
-            lower = word.lower()
+            lower = _base(word)
             if (i == 0 or lower in STOPWORDS) and (lower in STOPWORDS or lower in _COMMON_OPENERS):
                 continue
             out.add(lower)
@@ -79,7 +79,13 @@ _COMMON_OPENERS = frozenset(
 
 
 def _words(text: str) -> set[str]:
-    return {m.group(0).lower() for m in _WORD.finditer(text)}
+    return {_base(m.group(0)) for m in _WORD.finditer(text)}
+
+
+def _base(word: str) -> str:
+    """Lowercased, without a possessive: "Warsaw's" -> "warsaw"."""
+    word = word.lower()
+    return word[:-2] if word.endswith(("'s", "’s")) else word
 
 
 def _cosine(embeddings: Any, a: str, b: str) -> float:
@@ -94,10 +100,15 @@ def verify(
     question: str,
     embeddings: Any,
     *,
+    context: str = "",
     max_novel: float = MAX_NOVEL,
     min_similarity: float = MIN_SIMILARITY,
 ) -> Verdict:
-    """Whether `evidence` supports `claim` (an answer sentence, markers removed) for `question`."""
+    """Whether `evidence` supports `claim` (an answer sentence, markers removed) for `question`.
+
+    `context` (the passage the evidence sentence is from) may supply names: "The Warsaw Stock
+    Exchange (WSE)" is one sentence, "established in 1817" the next. Numbers and every other word
+    must be in the evidence sentence itself."""
     claim = re.sub(r"\[\d+\]", " ", claim).strip()
     if not _words(claim):
         return Verdict(False, "empty claim", 0.0)
@@ -105,14 +116,14 @@ def verify(
     missing = sorted(numbers(claim) - given)
     if missing:
         return Verdict(False, f"number {missing[0]} is not in the evidence", 0.0)
-    seen = _words(evidence) | _words(question)
+    seen = _words(evidence) | _words(question) | _words(context)
     unknown = sorted(n for n in names(claim) if n not in seen)
     if unknown:
         return Verdict(False, f"name {unknown[0]!r} is not in the evidence", 0.0)
     asked = content_words(question)
     words = content_words(claim)
     own = words - asked
-    novel = own - content_words(evidence)
+    novel = own - content_words(evidence) - (names(claim) & _words(context))
     if own and len(novel) / len(own) > max_novel:
         return Verdict(False, f"{len(novel)} of {len(own)} words are not in the evidence", 0.0)
     # Restating the question is free only up to a point: "the lens prisms are cleaned every 20
