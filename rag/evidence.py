@@ -23,7 +23,7 @@ from rag.citations import content_words
 from rag.schema import SearchHit
 
 #: Weight of keyword overlap next to cosine; chosen with bench/evidence_selection.py.
-KEYWORD_WEIGHT = 0.3
+KEYWORD_WEIGHT = 0.5
 #: Sentences shorter than this (in word characters) are headings or debris, not evidence.
 MIN_CHARS = 12
 
