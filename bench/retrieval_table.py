@@ -114,7 +114,7 @@ def naive_search(s: EvalSet, work: Path, embeddings):
 def ours_search(s: EvalSet, data_dir: Path, chunk_size: int, chunk_overlap: int, texts: list[str]):
     from ingest.pipeline import Ingestor, document_id
     from rag.embeddings import make_embedder
-    from rag.evaluation import with_precomputed_queries
+    from rag.app.evaluation.running import with_precomputed_queries
     from rag.retrieval import Retriever
     from rag.settings import Settings
     from rag.store import open_store
@@ -178,7 +178,7 @@ def main() -> None:
         ours_dir += "-no-context"
     sets = [squad_set(p, work) for p in args.squad] + ([] if args.no_structured else structured_sets(work))
     embeddings = None if args.skip_naive else naive.make_embeddings()
-    from rag.evaluation import _PrecomputedQueries
+    from rag.app.evaluation.running import _PrecomputedQueries
 
     results = {}
     for s in sets:

@@ -1,29 +1,58 @@
-"""Question in, grounded Answer out: rewrite -> retrieve -> refuse or answer -> check citations.
+"""Question in, Answer out: rewrite? -> retrieve -> refuse | evidence -> answer -> verify.
 
-The steps are LangChain Runnables (prompt | llm | parser); this module strings them together so
-that the answer can stream token by token and the refusal can skip the LLM entirely.
+1. A follow-up is rewritten into a standalone question only when it refers back (rag.followup);
+   any other question is searched as asked.
+2. Nothing relevant retrieved: refused, before any LLM call.
+3. The best sentences of the passages are the evidence (rag.evidence); the LLM answers from
+   them alone, in a short prompt (rag.prompts.EVIDENCE_PROMPT), streamed.
+4. Prompt debris is stripped; each answer sentence is verified against the evidence it cites or
+   the evidence that supports it (rag.verify). Verified sentences are the answer ("answered"),
+   each citation carrying its quote; when none verifies, the answer says so and quotes the
+   evidence verbatim ("unsure").
 
-`QAChain.stream()` yields the answer's text in pieces (str), then one final `Answer`.
+`QAChain.stream()` yields the model's text in pieces (str), then one final `Answer`, whose text
+can differ from what streamed (debris removed, unverified sentences dropped, or the fallback).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Iterator
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
-from rag.citations import SENTENCE, MarkerFilter, attribute, check_citations, content_words, normalise_markers
-from rag.prompts import ANSWER_PROMPT, NOT_FOUND, REWRITE_PROMPT, format_history, format_passages
+from rag.citations import SENTENCE, MarkerFilter, content_words, normalise_markers
+from rag.debris import strip_debris
+from rag.evidence import Sentence, by_passage, quote_span, select_evidence
+from rag.followup import refers_back
+from rag.prompts import (
+    EVIDENCE_MAX_TOKENS,
+    EVIDENCE_PROMPT,
+    NOT_FOUND,
+    REWRITE_PROMPT,
+    format_evidence,
+    format_history,
+)
 from rag.retrieval import MergedRetriever, Retriever
-from rag.schema import Answer, SearchHit
+from rag.schema import Answer, Citation, SearchHit
 from rag.settings import Settings
+from rag.verify import verify
 
 REFUSAL = "I could not find this in your documents."
 EMPTY = "There are no documents in this collection yet. Add some first."
+UNSURE = "Not sure. Your documents say:"
 
 History = list[tuple[str, str]]  # (question, answer) pairs, oldest first
+
+
+def embeddings_of(retriever) -> object | None:
+    """The LangChain Embeddings behind a retriever (the first one of a merged retriever)."""
+    first = retriever.retrievers[0] if hasattr(retriever, "retrievers") else retriever
+    store = getattr(first, "store", None)
+    embedder = getattr(store, "embedder", None)
+    return getattr(embedder, "embeddings", None)
 
 
 class QAChain:
@@ -32,34 +61,36 @@ class QAChain:
 
         self.retriever = retriever
         self.settings = settings
-        # A tiny local model answers in its first paragraph, then talks about the passages: the
-        # model object says so (rag.llm.local.LocalChatModel.answers_in_first_paragraph).
-        self.one_paragraph = bool(getattr(llm, "answers_in_first_paragraph", False))
+        self.embeddings = embeddings_of(retriever)
         self._llm_errors = llm_errors
         self.rewrite_chain = REWRITE_PROMPT | llm | StrOutputParser()
-        self.answer_chain = ANSWER_PROMPT | llm | StrOutputParser()
+        self.answer_chain = EVIDENCE_PROMPT | llm.bind(max_tokens=EVIDENCE_MAX_TOKENS) | StrOutputParser()
 
     # --- steps -------------------------------------------------------------------------------
     def rewrite(self, question: str, history: History) -> str:
-        """A standalone version of a follow-up question; the question itself when there is no history."""
-        if not history:
+        """A standalone version of a question that refers back; any other question as asked."""
+        if not history or not refers_back(question):
             return question
         with self._llm_errors(self.settings):
             text = self.rewrite_chain.invoke(
                 {"history": format_history(history), "question": question}
             )
-        rewritten = text.strip().splitlines()[0].strip().strip('"') if text.strip() else ""
+        rewritten = strip_debris(text.strip().splitlines()[0]).strip('"') if text.strip() else ""
         if not _usable_rewrite(rewritten, question, history):
-            # A tiny model's rewrite can be empty, rambling, or leave "it" unresolved: then search
-            # with the previous question alongside, which keeps what "it" means within reach.
+            # A tiny model's rewrite can be empty, rambling, or leave "it" unresolved. The question
+            # does refer back, so search with the previous question alongside.
             rewritten = f"{history[-1][0]} {question}"
         return rewritten
 
     def relevant(self, hits: list[SearchHit]) -> bool:
         return bool(hits) and max(h.score for h in hits) >= self.settings.refuse_below
 
+    def evidence(self, query: str, hits: list[SearchHit]) -> list[Sentence]:
+        return select_evidence(query, hits, self.embeddings, top=self.settings.evidence_sentences)
+
     # --- the whole chain -----------------------------------------------------------------------
     def stream(self, question: str, history: History | None = None, k: int | None = None) -> Iterator[str | Answer]:
+        t0 = time.perf_counter()
         history = history or []
         query = self.rewrite(question, history)
         rewritten = query if query != question else None
@@ -67,40 +98,101 @@ class QAChain:
         if not hits or not self.relevant(hits):
             text = EMPTY if self.retriever.count() == 0 else REFUSAL
             yield text
-            yield Answer(text, [], rewritten, refused=True, passages=hits)
+            yield Answer(text, [], rewritten, status="refused", passages=hits)
             return
 
-        inputs = {"passages": format_passages(hits), "question": query}
+        evidence = self.evidence(query, hits)
+        timings: dict = {}
+        if not evidence or evidence[0].score < self.settings.unsure_below:
+            answer = self._unsure(evidence, hits, rewritten, timings)  # too weak to ask the model
+            timings["total"] = round(time.perf_counter() - t0, 3)
+            yield answer.answer
+            yield answer
+            return
+
+        prompt = format_evidence(by_passage(evidence))
+        timings["prompt_chars"] = len(prompt)
         markers = MarkerFilter(len(hits))
         raw: list[str] = []
+        started = time.perf_counter()
         with self._llm_errors(self.settings):
-            for token in self.answer_chain.stream(inputs):
+            for token in self.answer_chain.stream({"evidence": prompt, "question": query}):
+                if token and "first_token" not in timings:
+                    timings["first_token"] = round(time.perf_counter() - t0, 3)
+                    timings["llm_first_token"] = round(time.perf_counter() - started, 3)
                 raw.append(token)
+                so_far = "".join(raw).lstrip()
+                if any(strip_debris(line) for line in so_far.split("\n")[:-1]):
+                    # The answer is its first line (a line of debris, "Answer:", does not count);
+                    # then the model rambles.
+                    shown = markers.feed(token.split("\n")[0])
+                    if shown:
+                        yield shown
+                    break
                 shown = markers.feed(token)
                 if shown:
                     yield shown
-                so_far = "".join(raw)
-                if _repeats_itself(so_far):
-                    break  # small models loop; a repeated sentence adds nothing
-                if self.one_paragraph and "\n\n" in so_far.strip():
-                    break  # a tiny local model's answer is its first paragraph; then it rambles
         tail = markers.flush()
         if tail:
             yield tail
-        text = _drop_repeats("".join(raw))
-        if self.one_paragraph:
-            text = text.strip().split("\n\n")[0]
-        text = normalise_markers(text, len(hits))
-        if _says_not_found(text):
-            yield Answer(text, [], rewritten, refused=True, passages=hits)
-            return
-        attributed = attribute(text, hits, query)
-        citations = check_citations(attributed, hits, query, inferred=attributed != text)
-        yield Answer(attributed, citations, rewritten, refused=False, passages=hits)
+        lines = [strip_debris(line) for line in "".join(raw).split("\n")]
+        text = normalise_markers(next((line for line in lines if line), ""), len(hits))
+        text = _drop_repeats(text)
+        if not text or _says_not_found(text):
+            answer = self._unsure(evidence, hits, rewritten, timings)
+        else:
+            answer = self._verified(text, evidence, hits, query, rewritten, timings)
+        timings["total"] = round(time.perf_counter() - t0, 3)
+        yield answer
 
     def ask(self, question: str, history: History | None = None, k: int | None = None) -> Answer:
         *_, answer = self.stream(question, history, k)
         return answer
+
+    # --- composing the Answer ----------------------------------------------------------------
+    def _verified(self, text: str, evidence: list[Sentence], hits, query: str, rewritten, timings) -> Answer:
+        """The answer sentences that verify against the evidence, each cited to its quote; the
+        evidence-quoting fallback when none does."""
+        kept: list[str] = []
+        cited: dict[int, Citation] = {}
+        for match in SENTENCE.finditer(text):
+            sentence = match.group(0).strip()
+            if not re.sub(r"\[\d+\]", "", sentence).strip(" .!?"):
+                continue
+            claimed = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
+            # One evidence sentence must carry the claim: the cited passages' first, best first.
+            order = [e for e in evidence if e.n in claimed] + [e for e in evidence if e.n not in claimed]
+            for e in order:
+                if verify(sentence, e.text, query, self.embeddings, context=hits[e.n - 1].text).supported:
+                    body = re.sub(r"\s*\[\d+\]", "", sentence).rstrip()
+                    stop = len(body.rstrip(".!?"))
+                    kept.append(f"{body[:stop]} [{e.n}]{body[stop:]}")
+                    if e.n not in cited:
+                        cited[e.n] = _citation(e.n, hits, e.start, e.end, e.text, inferred=e.n not in claimed)
+                    break
+        if not kept:
+            return self._unsure(evidence, hits, rewritten, timings)
+        return Answer(" ".join(kept), list(cited.values()), rewritten, status="answered", passages=hits,
+                      timings=timings, evidence=evidence)
+
+    def _unsure(self, evidence: list[Sentence], hits, rewritten, timings) -> Answer:
+        """Not sure: the best evidence sentence, verbatim, with its citation."""
+        if not evidence:
+            return Answer(REFUSAL, [], rewritten, status="refused", passages=hits, timings=timings)
+        best = evidence[0]
+        start, end, quote = quote_span(hits[best.n - 1].text, [best])
+        text = f"{UNSURE} “{' '.join(quote.split())}” [{best.n}]"
+        citation = _citation(best.n, hits, start, end, quote, inferred=False)
+        return Answer(text, [citation], rewritten, status="unsure", passages=hits, timings=timings,
+                      evidence=evidence)
+
+
+def _citation(n: int, hits: list[SearchHit], start: int, end: int, quote: str, inferred: bool) -> Citation:
+    hit = hits[n - 1]
+    return Citation(
+        n=n, source=hit.source, page=hit.page, chunk_id=hit.chunk_id, text=hit.text, score=hit.score,
+        supported=True, inferred=inferred, quote=quote, quote_start=start, quote_end=end,
+    )
 
 
 _REFERRING = frozenset("it its they them their this that these those he she him his her there".split())
@@ -142,9 +234,19 @@ def _drop_repeats(text: str) -> str:
     return text
 
 
+_NOT_FOUND = re.compile(
+    r"\b(?:not (?:mentioned|stated|specified|given|say|said|known|in the (?:text|documents?|passages?))"
+    r"|do(?:es)? not (?:say|mention|state|contain)|no (?:information|answer|mention)|cannot be (?:determined|answered)"
+    r"|unknown|n/a)\b",
+    re.IGNORECASE,
+)
+
+
 def _says_not_found(text: str) -> bool:
+    """The model says the text does not answer the question (NOT_FOUND or its own words)."""
     core = NOT_FOUND.lower().rstrip(".")
-    return text.strip().lower().startswith(core) or text.strip().lower() in {"", core}
+    plain = text.strip().lower()
+    return plain.startswith(core) or plain in {"", core} or bool(_NOT_FOUND.search(plain))
 
 
 def make_chain(settings: Settings) -> QAChain:

@@ -95,8 +95,9 @@ class FileResult:
 
 @dataclass(frozen=True)
 class Citation:
-    """A passage the answer cites as [n]; `supported` is False when the citing sentence shares
-    no content with the passage (small models cite loosely: the UI shows those as doubtful)."""
+    """A passage the answer cites as [n]. `quote` is the sentence(s) of the passage the answer rests
+    on, exactly `text[quote_start:quote_end]`, for the faces to highlight. `supported` is True only
+    when an answer sentence citing it passed rag.verify against that quote."""
 
     n: int
     source: str
@@ -105,7 +106,15 @@ class Citation:
     text: str
     score: float
     supported: bool = True
-    inferred: bool = False  # attributed by content overlap, the model wrote no marker
+    inferred: bool = False  # attributed by us, the model wrote no marker
+    quote: str = ""
+    quote_start: int = 0
+    quote_end: int = 0
+
+
+#: What an Answer is: a verified answer, the evidence quoted when no answer sentence verified,
+#: or a refusal decided from retrieval before any LLM call.
+STATUSES = ("answered", "unsure", "refused")
 
 
 @dataclass(frozen=True)
@@ -113,12 +122,20 @@ class Answer:
     answer: str
     citations: list[Citation] = field(default_factory=list)
     rewritten_query: str | None = None  # the standalone question searched for, after a follow-up
-    refused: bool = False  # the documents do not contain the answer
-    passages: list[SearchHit] = field(default_factory=list, compare=False)  # what the LLM saw
+    status: str = "answered"  # one of STATUSES
+    passages: list[SearchHit] = field(default_factory=list, compare=False)  # what was retrieved
+    timings: dict = field(default_factory=dict, compare=False)  # seconds: first_token, total; prompt_chars
+    evidence: list = field(default_factory=list, compare=False)  # rag.evidence.Sentence, best first
+
+    @property
+    def refused(self) -> bool:
+        """The documents hold nothing relevant: no answer was generated."""
+        return self.status == "refused"
 
     def to_json(self) -> dict:
         return {
             "answer": self.answer,
+            "status": self.status,
             "citations": [asdict(c) for c in self.citations],
             "rewritten_query": self.rewritten_query,
             "refused": self.refused,

@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     )
 
     # --- answering -------------------------------------------------------------------------
+    evidence_sentences: int = Field(
+        2, ge=1, le=8, description="Best sentences of the retrieved passages the answer is written from."
+    )
+    unsure_below: float = Field(
+        -1.0,
+        ge=-1.0,
+        le=2.0,
+        description="Answer 'not sure' (quoting the evidence, no LLM call) when the best evidence "
+        "sentence scores below this (cosine + keyword overlap). -1 turns it off.",
+    )
     llm: Literal["local", "openai"] = Field("local", description="LLM backend.")
     local_model: str = Field(
         "gemma3-270m",

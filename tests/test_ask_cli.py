@@ -41,7 +41,7 @@ def test_ask_streams_an_answer_then_sources(data_dir, capsys):
 @pytest.mark.slow
 def test_ask_json_has_the_answer_object(data_dir, capsys):
     code, answer, _ = ask_json(capsys, "Why was the warehouse in Tromsø closed?")
-    assert code == 0 and answer.keys() == {"answer", "citations", "rewritten_query", "refused"}
+    assert code == 0 and answer.keys() == {"answer", "status", "citations", "rewritten_query", "refused"}
     assert not answer["refused"] and answer["rewritten_query"] is None
     c = answer["citations"][0]
     assert {"n", "source", "page", "chunk_id", "text", "score"} <= c.keys()

@@ -186,6 +186,11 @@ def test_upload_ask_streams_answer_with_page_citation(page, report_pdf):
     text = sources.inner_text()
     assert "report.pdf, page 2" in text, text
     assert "Tromsø" in text, text  # the quoted passage
+    # The quote the answer rests on is highlighted inside its passage.
+    marked = sources.locator("mark")
+    assert marked.count() >= 1, sources.inner_html()
+    quote = marked.first.inner_text()
+    assert quote.strip() and quote.strip() in " ".join(text.split()), (quote, text)
 
     if SCREENSHOT:
         SCREENSHOT_PATH.parent.mkdir(parents=True, exist_ok=True)

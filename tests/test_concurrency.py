@@ -42,8 +42,8 @@ CHATS = 20
 UPLOADS = 5
 CALL_TIMEOUT = 300  # one call, queued behind the others (one local model answers one at a time)
 BURST_TIMEOUT = 360  # all 25 sessions
-ANSWER_KEYS = {"answer", "citations", "rewritten_query", "refused"}
-CITATION_KEYS = {"n", "source", "page", "chunk_id", "text", "score", "supported", "inferred"}
+ANSWER_KEYS = {"answer", "status", "citations", "rewritten_query", "refused"}
+CITATION_KEYS = {"n", "source", "page", "chunk_id", "text", "score", "supported", "inferred", "quote", "quote_start", "quote_end"}
 
 PRELOADED = {
     "lighthouse.md": "# Skarvøy lighthouse\n\nThe lens of the Skarvøy lighthouse is cleaned every Tuesday "

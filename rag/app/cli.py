@@ -182,6 +182,8 @@ def _print_sources(answer) -> None:
         doubt = "  (weak support: check it)" if not c.supported else ""
         doubt += "  (matched by content; the model cited nothing)" if c.inferred else ""
         print(f"  [{c.n}] {where}{doubt}")
+        if c.quote:
+            print(f"      “{' '.join(c.quote.split())}”")
 
 
 class Waiting:
@@ -211,17 +213,20 @@ def _stream_answer(chain, question: str, history, k, waiting: Waiting | None = N
     """Print the answer as it streams; return the final Answer."""
     waiting = waiting or Waiting()
     waiting.show()
-    answer = None
+    answer, streamed = None, []
     try:
         for piece in chain.stream(question, history, k=k):
             waiting.clear()
             if isinstance(piece, str):
+                streamed.append(piece)
                 print(piece, end="", flush=True)
             else:
                 answer = piece
     finally:
         waiting.clear()
     print()
+    if answer is not None and " ".join("".join(streamed).split()) != " ".join(answer.answer.split()):
+        print(answer.answer)  # checked against the documents: the final words differ from the draft
     return answer
 
 
@@ -375,6 +380,24 @@ def cmd_eval(args) -> int:
         print(f"  refused           {_fmt(a['refusal_rate'])}")
         print(f"  false refusals    {_fmt(a['false_refusal_rate'])}   (answerable refused)")
         print(f"  correct refusals  {_fmt(a['correct_refusal_rate'])}   (unanswerable refused)")
+        e = a.get("evidence_first")
+        if e:
+            ok, no = e["answerable_status"], e["unanswerable_status"]
+            print(f"  answer contains gold {_fmt(e['answer_contains_gold'])}   quote contains gold {_fmt(e['quote_contains_gold'])}"
+                  f"   EM {_fmt(e['exact_match'])}   F1 {_fmt(e['f1'])}   (all answerable)")
+            for label, r in (("answerable  ", ok), ("unanswerable", no)):
+                print(f"  {label} answered {_fmt(r['answered'])}  unsure {_fmt(r['unsure'])}  refused {_fmt(r['refused'])}")
+            print(f"  time to first token p50 {_fmt(e['first_token_p50'])} s   p90 {_fmt(e['first_token_p90'])} s"
+                  f"   seconds per answer {_fmt(e['seconds_per_answer'])}")
+        e = a.get("evidence_first")
+        if e:
+            ok, no = e["answerable_status"], e["unanswerable_status"]
+            print(f"  answer contains gold {_fmt(e['answer_contains_gold'])}   quote contains gold {_fmt(e['quote_contains_gold'])}"
+                  f"   EM {_fmt(e['exact_match'])}   F1 {_fmt(e['f1'])}   (all answerable)")
+            for label, r in (("answerable  ", ok), ("unanswerable", no)):
+                print(f"  {label} answered {_fmt(r['answered'])}  unsure {_fmt(r['unsure'])}  refused {_fmt(r['refused'])}")
+            print(f"  time to first token p50 {_fmt(e['first_token_p50'])} s   p90 {_fmt(e['first_token_p90'])} s"
+                  f"   seconds per answer {_fmt(e['seconds_per_answer'])}")
     print(f"report {args.report}, plot {args.plot}")
     return 0
 

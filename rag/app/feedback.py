@@ -44,6 +44,7 @@ def make_turn(question: str, answer_json: dict, settings: dict) -> dict:
         "question": question,
         "answer": answer_json.get("answer", ""),
         "refused": bool(answer_json.get("refused", False)),
+        "status": answer_json.get("status", "answered"),
         "citations": list(answer_json.get("citations", [])),
         "settings": dict(settings),
         "time": now_iso(),

@@ -107,7 +107,8 @@ def highlight(text: str, quote: str | None) -> str:
     return html.escape(text)
 
 
-def render_turn(turn: int, question: str, passages: list[dict], refused: bool, open_: bool) -> str:
+def render_turn(turn: int, question: str, passages: list[dict], refused: bool, open_: bool,
+                status: str = "answered") -> str:
     cited = sum(p["cited"] for p in passages)
     if refused:
         summary = "not found in your documents" + (f"; {len(passages)} passages were searched" if passages else "")
@@ -115,7 +116,10 @@ def render_turn(turn: int, question: str, passages: list[dict], refused: bool, o
         summary = f"{cited} cited of {len(passages)} retrieved"
     parts = [f'<details class="turn-sources" id="turn-{turn}"{" open" if open_ else ""}>',
              f"<summary><b>{html.escape(_short(question))}</b> — {summary}</summary>"]
-    if not refused and passages and not cited:
+    if status == "unsure":
+        parts.append('<p class="src-note"><b>Not sure.</b> No answer could be checked against your documents; '
+                     'the closest evidence is highlighted.</p>')
+    elif not refused and passages and not cited:
         parts.append('<p class="src-note">The answer cites no passage; treat it with care.</p>')
     for p in passages:
         label = "cited" if p["cited"] else "not cited"
@@ -137,7 +141,8 @@ def render_panel(turns: list[dict]) -> str:
     """All turns' sources, newest first and open."""
     if not turns:
         return '<p class="src-empty">Sources appear here: every passage found for each answer, cited ones first.</p>'
-    blocks = [render_turn(i, t["question"], t.get("passages", []), t.get("refused", False), i == len(turns) - 1)
+    blocks = [render_turn(i, t["question"], t.get("passages", []), t.get("refused", False), i == len(turns) - 1,
+                          t.get("status", "answered"))
               for i, t in enumerate(turns)]
     return '<div id="sources-list">' + "".join(reversed(blocks)) + "</div>"
 

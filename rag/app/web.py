@@ -56,7 +56,9 @@ def render_sources(answer: Answer) -> str:
     if answer.refused:
         lines.append("**Not found in your documents.** No passage was close enough to the question, so no answer was generated.")
         return "\n".join(lines)
-    if not answer.citations:
+    if answer.status == "unsure":
+        lines.append("**Not sure.** No answer could be checked against your documents; the closest evidence is quoted.\n")
+    elif not answer.citations:
         lines.append("_The answer cites no passage; treat it with care._")
     for c in answer.citations:
         name = Path(c.source).name or c.source
@@ -70,7 +72,8 @@ def render_sources(answer: Answer) -> str:
         quote = " ".join(c.text.split())
         quote = quote[:600] + ("…" if len(quote) > 600 else "")
         # passages and names are the documents' text: shown as text, never as images or links
-        lines.append(f"**[{c.n}] {inert_line(where)}** (similarity {c.score:.2f}){note}\n\n> {inert(quote)}\n")
+        said = f"\n\nQuote: “{inert(' '.join(c.quote.split()))}”" if getattr(c, "quote", None) else ""
+        lines.append(f"**[{c.n}] {inert_line(where)}** (similarity {c.score:.2f}){note}{said}\n\n> {inert(quote)}\n")
     return "\n".join(lines)
 
 

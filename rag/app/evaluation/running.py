@@ -16,7 +16,14 @@ from typing import Callable, Iterable
 
 from rag.app.evaluation.datasets import Dataset, collection_name, sample, write_documents
 from rag.app.evaluation.report import EvalReport
-from rag.app.evaluation.scoring import RetrievalScores, exact_match, f1, first_rank, score_answers
+from rag.app.evaluation.scoring import (
+    RetrievalScores,
+    evidence_report,
+    exact_match,
+    f1,
+    first_rank,
+    score_answers,
+)
 from rag.errors import DatasetError
 
 
@@ -175,13 +182,17 @@ def _measure(dataset: Dataset, store, settings, options: EvalOptions, llm, log) 
             for q, row in zip(questions, per_question):
                 answer = chain.ask(q.text, k=options.k)
                 results.append((q, answer))
-                row.update(answer=answer.answer, refused=answer.refused)
+                row.update(answer=answer.answer, refused=answer.refused, status=answer.status,
+                           quotes=[c.quote for c in answer.citations if c.quote],
+                           first_token=answer.timings.get("first_token"), total=answer.timings.get("total"),
+                           evidence_score=answer.evidence[0].score if answer.evidence else None)
                 if q.answerable and not answer.refused:
                     row.update(exact_match=exact_match(answer.answer, q.answers), f1=f1(answer.answer, q.answers))
                 bar.update()
         answers_s = time.perf_counter() - t0
         answers = {"model": describe_llm(settings), **score_answers(results),
-                   "seconds_per_question": answers_s / len(questions)}
+                   "seconds_per_question": answers_s / len(questions),
+                   "evidence_first": evidence_report(per_question)}
 
     return EvalReport(
         dataset=str(dataset.path),

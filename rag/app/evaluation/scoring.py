@@ -124,3 +124,42 @@ def score_answers(results: list[tuple[Question, Any]]) -> dict:
         "false_refusal_rate": _mean([float(a.refused) for _, a in answerable]),
         "correct_refusal_rate": _mean([float(a.refused) for _, a in unanswerable]),
     }
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def evidence_report(rows: list[dict]) -> dict:
+    """Evidence-first answer metrics over per-question rows with keys `answerable`, `answers`
+    (gold strings), `answer`, `status` ("answered" | "unsure" | "refused"), `quotes` (the
+    citations' quotes), `first_token` and `total` (seconds, None when no LLM was called).
+
+    Answer/quote contains gold, EM and F1 are over the answerable questions (whatever their
+    status: an unsure answer quoting the right sentence contains the gold answer); EM and F1 also
+    over the answerable questions answered. Status rates are given for answerable and unanswerable
+    questions separately."""
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    answered = [r for r in answerable if r["status"] == "answered"]
+
+    def rates(group: list[dict]) -> dict:
+        return {s: _mean([float(r["status"] == s) for r in group]) for s in ("answered", "unsure", "refused")}
+
+    first = [r["first_token"] for r in rows if r.get("first_token") is not None]
+    total = [r["total"] for r in rows if r.get("total") is not None]
+    return {
+        "answer_contains_gold": _mean([contains(r["answer"], r["answers"]) for r in answerable]),
+        "quote_contains_gold": _mean([contains(" ".join(r["quotes"]), r["answers"]) for r in answerable]),
+        "exact_match": _mean([exact_match(r["answer"], r["answers"]) for r in answerable]),
+        "f1": _mean([f1(r["answer"], r["answers"]) for r in answerable]),
+        "answered_exact_match": _mean([exact_match(r["answer"], r["answers"]) for r in answered]),
+        "answered_f1": _mean([f1(r["answer"], r["answers"]) for r in answered]),
+        "answered_contains_gold": _mean([contains(r["answer"], r["answers"]) for r in answered]),
+        "answerable_status": rates(answerable),
+        "unanswerable_status": rates(unanswerable),
+        "first_token_p50": _percentile(first, 0.5),
+        "first_token_p90": _percentile(first, 0.9),
+        "seconds_per_answer": _mean(total),
+    }
