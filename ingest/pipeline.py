@@ -6,6 +6,11 @@ if the store already holds that exact version completely, stop there (nothing is
 embedded); otherwise load, chunk, upsert the new version under stable ids, and only then delete
 older versions. A crash at any point leaves either the old version or an incomplete new one,
 which the next run completes, so re-running is always the fix.
+
+`Ingestor.ingest` runs many files as a pipeline (ingest/batching.py): a reader thread checks,
+parses and chunks the next files while the chunks of earlier ones are embedded and written in
+large batches across files. The per-file steps and guarantees are the same; `ingest_file` is the
+one-file path (web uploads).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from ingest import ocr, stats
 from ingest.chunking import Chunker, ChunkLimits
@@ -82,10 +87,24 @@ class IngestReport:
         return {"files": [r.to_json() for r in self.files], **self.totals}
 
 
+@dataclass
+class PreparedFile:
+    """A file read and chunked, its chunks not yet stored."""
+
+    source: str
+    doc_id: str
+    doc_hash: str
+    chunks: list
+    ids: list[str]
+    read: ReadReport
+    replaced: bool  # a complete older version is in the store (the result is "updated")
+
+
 class Ingestor:
     def __init__(self, store: DocumentStore, settings: Settings):
         self.store = store
         self.settings = settings
+        self.timings = stats.StageTimer()  # seconds per stage, summed over this ingestor's runs
         embedder = store.embedder
         self.limits = ChunkLimits.for_embedder(settings.chunk_size, settings.chunk_overlap, embedder.max_tokens)
         self.chunker = Chunker(embedder.tokenizer, self.limits)
@@ -96,13 +115,20 @@ class Ingestor:
         paths: Iterable[str | Path],
         on_result: Callable[[FileResult], None] | None = None,
     ) -> IngestReport:
+        """Ingest files and folders; `on_result` gets each file's result as soon as it is final,
+        in the order the files were given."""
         report = IngestReport()
-        for path in self.expand(paths):
-            result = self.ingest_file(path)
+        for result in self.ingest_files(self.expand(paths)):
             report.files.append(result)
             if on_result:
                 on_result(result)
         return report
+
+    def ingest_files(self, files: list[Path]) -> Iterator[FileResult]:
+        """Each file's result, in order, as the pipeline finishes it (see ingest.batching)."""
+        from ingest.batching import run_pipeline
+
+        yield from run_pipeline(self, files)
 
     def expand(self, paths: Iterable[str | Path]) -> list[Path]:
         return expand_paths(paths, exclude=[self.settings.chroma_dir, self.settings.keyword_dir])
@@ -136,19 +162,33 @@ class Ingestor:
         return sections, report
 
     def _ingest(self, path: Path, source: str) -> FileResult:
-        check_file(path, self.settings.max_file_mb)  # LoadError: this file's failure, with the reason
-        doc_id = document_id(path)
-        salt = self.limits.fingerprint()
-        if path.suffix.lower() in ocr.OCR_EXTENSIONS:  # what OCR reads depends on its settings
-            salt += "|" + self.ocr_options.fingerprint()
-        doc_hash = file_hash(path, salt)
-        versions = self.store.versions(doc_id)
-        current = next((v for v in versions if v.doc_hash == doc_hash), None)
-        if current and current.complete and len(versions) == 1:
-            return FileResult(source, "unchanged", chunks=current.stored, read=self.store.read_report(doc_id))
+        prepared = self.prepare(path, source)
+        if isinstance(prepared, FileResult):
+            return prepared
+        self.store.add_chunks(prepared.chunks, prepared.ids)
+        return self.finish(prepared)
 
-        sections, report = self._read(path)
-        chunks = self.chunker.chunk(sections, title=readable_title(Path(source).name or path.name))
+    def prepare(self, path: Path, source: str) -> "FileResult | PreparedFile":
+        """Everything before embedding: check, hash, compare with the store, read, chunk.
+        The file's "unchanged" result when the store already holds this version completely.
+        Raises LoadError (or anything else) for this file's failure."""
+        timer = self.timings
+        with timer("check"):
+            check_file(path, self.settings.max_file_mb)  # LoadError: this file's failure, with the reason
+            doc_id = document_id(path)
+            salt = self.limits.fingerprint()
+            if path.suffix.lower() in ocr.OCR_EXTENSIONS:  # what OCR reads depends on its settings
+                salt += "|" + self.ocr_options.fingerprint()
+            doc_hash = file_hash(path, salt)
+            versions = self.store.versions(doc_id)
+            current = next((v for v in versions if v.doc_hash == doc_hash), None)
+            if current and current.complete and len(versions) == 1:
+                return FileResult(source, "unchanged", chunks=current.stored, read=self.store.read_report(doc_id))
+
+        with timer("parse"):
+            sections, report = self._read(path)
+        with timer("chunk"):
+            chunks = self.chunker.chunk(sections, title=readable_title(Path(source).name or path.name))
         if not chunks:
             raise LoadError("no text found in the file")
         ids = [f"{doc_id}-{doc_hash[:12]}-{i:05d}" for i in range(len(chunks))]
@@ -162,7 +202,12 @@ class Ingestor:
                 chunk_count=len(chunks),
                 **report.to_metadata(),
             )
-        self.store.add_chunks(chunks, ids)
-        self.store.delete_other_versions(doc_id, doc_hash)
         replaced = any(v.doc_hash != doc_hash and v.complete for v in versions)
-        return FileResult(source, "updated" if replaced else "added", chunks=len(chunks), read=report)
+        return PreparedFile(source, doc_id, doc_hash, chunks, ids, report, replaced)
+
+    def finish(self, prepared: "PreparedFile") -> FileResult:
+        """Once every chunk of the new version is stored: drop the older versions."""
+        with self.timings("write"):
+            self.store.delete_other_versions(prepared.doc_id, prepared.doc_hash)
+        status = "updated" if prepared.replaced else "added"
+        return FileResult(prepared.source, status, chunks=len(prepared.chunks), read=prepared.read)

@@ -55,3 +55,31 @@ def report(*, pages: int | None = None, ocr_pages: int = 0, empty_pages: int = 0
     stats.text_pages += text_pages
     if warning:
         stats.warnings.append(warning)
+
+
+class StageTimer:
+    """Seconds spent per stage of ingestion (check, parse, chunk, embed, write, ...), summed.
+
+    `with timer("parse"): ...` adds the block's time; threads may add at once. What the
+    benchmarks print as "where the time goes"; stages that run in parallel threads can sum to
+    more than the wall time."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        import time
+
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - started)
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds

@@ -102,9 +102,8 @@ def _ingest_files(args, files, report) -> None:
     settings, store = _open(args, create=True)
     ingestor = Ingestor(store, settings)
     bar = tqdm(total=len(files), unit="file", disable=not sys.stderr.isatty(), file=sys.stderr)
-    for path in files:
-        bar.set_description(path.name[:30])
-        result = ingestor.ingest_file(path)
+    for result in ingestor.ingest_files(files):  # in order, each as soon as it is stored
+        bar.set_description(Path(result.path).name[:30])
         report.files.append(result)
         bar.update()
         if not args.json:
