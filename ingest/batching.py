@@ -18,6 +18,9 @@ The guarantees are the per-file ones of ingest.pipeline, unchanged:
   final once its last chunk is written), so progress is reported file by file;
 - one bad file fails alone: a failed batch write is retried file by file, naming the file;
 - a document given twice in one run (two paths to one file) is run alone, after the first.
+
+A file's `seconds` runs from the reader starting on it to its result: it includes the wait for
+its batch to fill and be embedded with its neighbours'.
 """
 
 from __future__ import annotations

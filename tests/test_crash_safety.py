@@ -12,6 +12,12 @@ long enough (>300 chunks) to be written in two batches; the first kill of each t
 the store's files change after the file before it was reported (BIG's first batch is written)
 and the second batch is still being embedded, so the kill lands inside that document, and the
 test asserts it did: BIG is found half stored (and, on update, beside its complete old version).
+
+`rag ingest` embeds and writes the chunks of many files together (ingest/batching.py: batches of
+BATCH_CHUNKS, a small file never split across two writes, results reported as each file's last
+chunk is written). The small files are long enough (~9 chunks) that the files after BIG take
+more than one batch, so the second kill, once the rerun has reported some files, still lands
+before the end of the run.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ import pytest
 
 from conftest import child_env, rag_cmd
 
+from ingest.batching import BATCH_CHUNKS
 from ingest.chunking import ChunkLimits
 from ingest.pipeline import document_id, file_hash
 from rag.settings import Settings
@@ -39,9 +46,10 @@ from rag.settings import Settings
 pytestmark = pytest.mark.slow
 
 N_DOCS = 40
-BIG = 6  # log06.txt: ~350 chunks, more than one batch of DocumentStore.add_chunks (256)
+BIG = 6  # log06.txt: ~350 chunks, more than one batch of the ingest pipeline (256)
 BIG_PARAGRAPHS = 720
-FIRST_BATCH = 256
+SMALL_PARAGRAPHS = 20  # ~9 chunks: the 33 files after BIG fill more than one batch
+FIRST_BATCH = BATCH_CHUNKS
 WORDS = (
     "harbour lantern keeper ferry granite tide beacon storm gull rope anchor cliff moss kelp "
     "lighthouse lens prism fog signal shift logbook weather north south east west island pier boat "
@@ -82,13 +90,14 @@ print(json.dumps({"count": col.count(), "ids": got["ids"], "metadatas": got["met
 
 
 def make_corpus(folder: Path, edition: str) -> list[Path]:
-    """N_DOCS text and Markdown files of 8 paragraphs (~600 words, 3-4 chunks) each."""
+    """N_DOCS text and Markdown files of SMALL_PARAGRAPHS paragraphs (~1,500 words, ~9 chunks)
+    each, but BIG."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(N_DOCS):
         rng = random.Random(i)
         paragraphs = []
-        for p in range(BIG_PARAGRAPHS if i == BIG else 8):
+        for p in range(BIG_PARAGRAPHS if i == BIG else SMALL_PARAGRAPHS):
             sentences = [
                 " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 14))).capitalize() + "."
                 for _ in range(6)
