@@ -173,6 +173,10 @@ class OnnxEmbeddings(Embeddings):
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # Worker threads sleep between ops instead of spinning: on these 2 shared cores (an LLM,
+        # the reader thread, other jobs) spinning threads steal the time the next op needs.
+        # Embedding throughput, interleaved A/B at load average 5-8: 15-25% higher without spin.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self._wanted = {i.name for i in self._session.get_inputs()}
         self.tokenizer = tokenizer
