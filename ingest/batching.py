@@ -146,6 +146,7 @@ class _Writer:
             n = len(job.prepared.chunks)
             if self.size and self.size + n > BATCH_CHUNKS:
                 self._write()  # the batch so far first: a file that fits a batch is one write
+                yield from self._release()  # and its files reported before the next write starts
             first = 0
             while first < n:
                 end = min(n, first + BATCH_CHUNKS - self.size)
@@ -154,6 +155,7 @@ class _Writer:
                 first = end
                 if self.size >= BATCH_CHUNKS:
                     self._write()
+                    yield from self._release()
         yield from self._release()
 
     def finish(self) -> Iterator[FileResult]:

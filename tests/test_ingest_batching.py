@@ -143,3 +143,22 @@ def test_where_the_time_goes_is_recorded(ingestor, store, tmp_path):
     stages = {**ingestor.timings.seconds, **store.timings}
     assert {"check", "parse", "chunk", "embed", "write"} <= set(stages)
     assert all(seconds >= 0 for seconds in stages.values())
+
+
+def test_each_write_is_reported_before_the_next_one_starts(ingestor, tmp_path, monkeypatch):
+    """Files finished by a write are reported before the next write (`rag ingest` prints them, and
+    tests/test_crash_safety.py kills the process by what it printed)."""
+    monkeypatch.setattr(batching, "BATCH_CHUNKS", 16)
+    folder, paths = make_folder(tmp_path, n=8, big_at=4)
+    events: list[str] = []
+    real = DocumentStore.add_chunks
+
+    def spy(self, chunks, ids, batch_size=256):
+        events.append("write " + ",".join(sorted({c.metadata["file_name"] for c in chunks})))
+        return real(self, chunks, ids, batch_size)
+
+    monkeypatch.setattr(DocumentStore, "add_chunks", spy)
+    ingestor.ingest([folder], on_result=lambda r: events.append("done " + r.path.rsplit("/", 1)[-1]))
+    first_big_write = events.index("write n004.txt")
+    assert events[:first_big_write] == ["write n000.txt,n001.txt,n002.txt,n003.txt",
+                                         "done n000.txt", "done n001.txt", "done n002.txt", "done n003.txt"]
