@@ -139,10 +139,23 @@ def cmd_search(args) -> int:
     return 0
 
 
-def cmd_docs(args) -> int:
+def _list_documents(args):
+    """(collection name, documents): from our own index file when it can answer (no chromadb
+    import: `rag docs list` in well under a second), else from Chroma, repairing that file."""
+    from rag.store import listed_documents
+
+    listed = listed_documents(_settings(args))
+    if listed is not None:
+        return listed
     _, store = _open(args, create=False, embedder=False)
+    docs = store.documents()
+    store.keyword_index()  # brings the catalog back in step: the next listing is the fast one
+    return store.name, docs
+
+
+def cmd_docs(args) -> int:
     if args.docs_command == "list":
-        docs = store.documents()
+        name, docs = _list_documents(args)
         if args.json:
             print(json.dumps([d.to_json() for d in docs], ensure_ascii=False))
             return 0
@@ -150,8 +163,9 @@ def cmd_docs(args) -> int:
             flag = "" if doc.complete else "  (incomplete: re-run rag ingest on it)"
             read = f"  ({doc.read.describe()})" if doc.read else ""
             print(f"{doc.chunks:>6} chunks  {doc.source}{read}{flag}")
-        print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks in {store.name!r}")
+        print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks in {name!r}")
         return 0
+    _, store = _open(args, create=False, embedder=False)
     if args.docs_command == "delete":
         # Match the source as stored, the same file by path, or a doc id.
         from ingest.pipeline import document_id
