@@ -176,9 +176,10 @@ class Handlers:
 
     def _doc_row(self, doc, mine: bool) -> list:
         """One naming rule: the file name (the path is in the read column's tooltip-free world only
-        for the owner, via `rag docs list`). Public mode says whose it is; private mode what was read."""
-        third = ("yours" if mine else "shared (read-only)") if self.public else (doc.read.describe() if doc.read else "")
-        return [source_name(doc.source), doc.chunks, third, "delete" if mine else ""]
+        for the owner, via `rag docs list`); what reading it found, as `rag docs list` says it
+        (pages, OCR'd pages, pages without text); in public mode also whose it is."""
+        access = ["yours" if mine else "shared (read-only)"] if self.public else []
+        return [source_name(doc.source), doc.chunks, _read_cell(doc), *access, "delete" if mine else ""]
 
     def doc_sources(self, request: gr.Request, collection: str) -> list[str]:
         """The stored source of each table row, in order (what a row's delete removes)."""
@@ -345,7 +346,7 @@ class Handlers:
     def ask_delete(self, sources, event: gr.SelectData, request: gr.Request):
         """A click on a row's "delete" cell asks for confirmation; other cells do nothing."""
         row, col = event.index if isinstance(event.index, (list, tuple)) else (event.index, 0)
-        if col != 3 or event.value != "delete" or not (0 <= row < len(sources or [])):
+        if col != len(doc_headers(self.public)) - 1 or event.value != "delete" or not (0 <= row < len(sources or [])):
             return gr.update(), gr.update(), None
         source = sources[row]
         return (gr.update(visible=True),
@@ -425,9 +426,21 @@ class Handlers:
     def documents(self, request: gr.Request) -> list[dict]:
         """The documents this session's questions can read."""
         return [
-            {"source": self.shown(d.source), "chunks": d.chunks, "deletable": mine}
+            {"source": self.shown(d.source), "chunks": d.chunks, "deletable": mine, "read": _read_cell(d)}
             for d, mine in self.ws.documents(self.session(request), None)
         ]
+
+
+def doc_headers(public: bool) -> list[str]:
+    """The documents table's columns; the last one holds each deletable row's "delete"."""
+    return ["document", "chunks", "read", *(["access"] if public else []), ""]
+
+
+def _read_cell(doc) -> str:
+    """What reading the document found, with its warning (e.g. the OCR page limit was reached)."""
+    if doc.read is None:
+        return ""
+    return doc.read.describe() + (f"; {doc.read.warning}" if doc.read.warning else "")
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -533,8 +546,8 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
                     )
                     upload_status = gr.Markdown(elem_id="upload-status")
                     docs_table = gr.Dataframe(
-                        headers=["document", "chunks", "access" if public else "read", ""],
-                        datatype=["str", "number", "str", "str"],
+                        headers=doc_headers(public),
+                        datatype=["str", "number", *["str"] * (len(doc_headers(public)) - 2)],
                         interactive=False,
                         wrap=True,
                         elem_id="documents",
