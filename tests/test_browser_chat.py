@@ -12,30 +12,13 @@ import time
 
 import pytest
 
-from conftest import free_port
-from rag.settings import Settings
-from test_browser import (  # noqa: F401  (fixtures)
-    ANSWER_TIMEOUT_S, QUESTION, SCREENSHOT, SCREENSHOT_PATH, browser, chromium, report_pdf, upload,
-)
+from conftest import SCREENSHOT
+from test_browser import ANSWER_TIMEOUT_S, QUESTION, SCREENSHOT_PATH, upload
 
 pytestmark = pytest.mark.slow
 
 DOCS = SCREENSHOT_PATH.parent
-
-
-@pytest.fixture
-def app_url(tmp_path):
-    from rag.app.web import CSS, JS, build_app
-
-    demo = build_app(Settings(data_dir=tmp_path / "data", collection="browser", temperature=0.0,
-                              max_answer_tokens=96))
-    port = free_port()
-    demo.queue()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS, js=JS)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+APP_SETTINGS = {"max_answer_tokens": 96}  # conftest's app_url: short answers
 
 
 def open_page(browser, url, width=1400, height=900):
@@ -122,7 +105,7 @@ def test_sources_links_pdf_page_stop_and_new_chat(browser, app_url, report_pdf):
         context.close()
 
 
-def test_phone_width_has_no_sideways_scroll_and_says_the_right_thing(browser, app_url):
+def test_phone_width_has_no_sideways_scroll_and_says_the_right_thing(browser, app_url, report_pdf):
     context, page = open_page(browser, app_url, width=390, height=844)
     try:
         intro = page.locator("text=Ask your documents").first.locator("xpath=..").inner_text()
@@ -134,5 +117,16 @@ def test_phone_width_has_no_sideways_scroll_and_says_the_right_thing(browser, ap
         page.get_by_role("tab", name="Documents").wait_for(state="visible")
         if SCREENSHOT:
             page.screenshot(path=str(DOCS / "screenshot-phone.png"), full_page=True)
+
+        # the documents table keeps its columns side by side at 390 px (it once showed one)
+        upload(page, report_pdf)
+        cell = page.locator("#documents [role=gridcell]", has_text="report.pdf")
+        cell.wait_for()
+        row = cell.locator("xpath=ancestor::*[@role='row'][1]")
+        boxes = [c.bounding_box() for c in row.locator("[role=gridcell]").all()]
+        assert len(boxes) == 4 and all(boxes), boxes
+        assert len({round(b["y"]) for b in boxes}) == 1, boxes  # one line, not stacked
+        assert all(b["x"] >= 0 for b in boxes) and boxes[1]["x"] + boxes[1]["width"] <= 390, boxes  # name and chunks on screen
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
     finally:
         context.close()

@@ -15,10 +15,9 @@ import time
 import pytest
 
 import docgen
-from conftest import free_port
+from conftest import launched_app
 from fakes import scripted_llm
 from rag.settings import Settings
-from test_browser import CHROMIUM_ARGS, browser, chromium  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +46,7 @@ def listener():
         httpd.server_close()
 
 
-def test_remote_images_and_links_are_text_and_never_fetched(browser, listener, tmp_path, monkeypatch):  # noqa: F811
+def test_remote_images_and_links_are_text_and_never_fetched(browser, listener, tmp_path, monkeypatch):
     import rag.llm
     from rag.app.web import build_app
 
@@ -62,14 +61,16 @@ def test_remote_images_and_links_are_text_and_never_fetched(browser, listener, t
     monkeypatch.setattr(rag.llm, "make_llm", lambda settings: scripted_llm(answer))
 
     demo = build_app(Settings(data_dir=tmp_path / "data", collection="remote", public=True, temperature=0.0))
-    port = free_port()
-    demo.queue()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    with launched_app(demo) as url:
+        _check_page(browser, url, doc, base, seen)
+
+
+def _check_page(browser, url, doc, base, seen):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     try:
         page = context.new_page()
         page.set_default_timeout(60_000)
-        page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+        page.goto(url, wait_until="domcontentloaded")
         page.locator("#upload input[type=file]").set_input_files(str(doc))
         page.locator("#upload-status").filter(has_text="added").wait_for(timeout=180_000)
 
@@ -91,4 +92,3 @@ def test_remote_images_and_links_are_text_and_never_fetched(browser, listener, t
         assert seen == [], f"the browser fetched {seen}"
     finally:
         context.close()
-        demo.close()

@@ -403,15 +403,6 @@ def cmd_eval(args) -> int:
                 print(f"  {label} answered {_fmt(r['answered'])}  unsure {_fmt(r['unsure'])}  refused {_fmt(r['refused'])}")
             print(f"  time to first token p50 {_fmt(e['first_token_p50'])} s   p90 {_fmt(e['first_token_p90'])} s"
                   f"   seconds per answer {_fmt(e['seconds_per_answer'])}")
-        e = a.get("evidence_first")
-        if e:
-            ok, no = e["answerable_status"], e["unanswerable_status"]
-            print(f"  answer contains gold {_fmt(e['answer_contains_gold'])}   quote contains gold {_fmt(e['quote_contains_gold'])}"
-                  f"   EM {_fmt(e['exact_match'])}   F1 {_fmt(e['f1'])}   (all answerable)")
-            for label, r in (("answerable  ", ok), ("unanswerable", no)):
-                print(f"  {label} answered {_fmt(r['answered'])}  unsure {_fmt(r['unsure'])}  refused {_fmt(r['refused'])}")
-            print(f"  time to first token p50 {_fmt(e['first_token_p50'])} s   p90 {_fmt(e['first_token_p90'])} s"
-                  f"   seconds per answer {_fmt(e['seconds_per_answer'])}")
     print(f"report {args.report}, plot {args.plot}")
     return 0
 

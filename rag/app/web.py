@@ -201,11 +201,11 @@ class Handlers:
         if not docs:
             text = ("**No documents yet.** Add files under *Documents*; then ask about them here. "
                     "Every answer lists the passages it found, and says so when your documents do not hold the answer.")
-            return gr.update(placeholder=text, examples=None)
+            return gr.update(placeholder=text, examples=[])  # None would keep the last collection's examples
         names = ", ".join(inert_line(source_name(d.source)) for d, _ in docs[:6]) + (f" and {len(docs) - 6} more" if len(docs) > 6 else "")
         text = f"**{len(docs)} document{'s' if len(docs) != 1 else ''} loaded:** {names}.\n\nAsk anything about them, or try:"
         examples = [{"text": q} for q in self.starters(request, collection)]
-        return gr.update(placeholder=text, examples=examples or None)
+        return gr.update(placeholder=text, examples=examples)
 
     # --- page events -------------------------------------------------------------------------
     def respond(self, message, chat, history, turns, collection, k, hybrid, backend, model, temperature,
