@@ -23,9 +23,10 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -197,7 +198,7 @@ def _record_collection(settings: Settings, name: str, collection_id: str | None)
     else:
         names[name] = collection_id
     path = _names_path(settings)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(names, ensure_ascii=False, sort_keys=True), encoding="utf-8")
@@ -219,14 +220,15 @@ def listed_documents(settings: Settings) -> "tuple[str, list[DocumentInfo]] | No
     path = keyword_index_path(settings, collection_id)
     if not path.is_file():
         return None
-    index = KeywordIndex(path)
     try:
-        versions = index.catalog()
-    finally:
-        index.close()
-    if versions is None:
+        index = KeywordIndex(path)
+        try:
+            versions = index.catalog()
+        finally:
+            index.close()
+        return None if versions is None else (settings.collection, _document_infos(versions))
+    except (sqlite3.Error, OSError, ValueError, KeyError, TypeError):  # unreadable or damaged: ask Chroma
         return None
-    return settings.collection, _document_infos(versions)
 
 
 def _document_infos(versions) -> list[DocumentInfo]:
