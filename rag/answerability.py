@@ -31,8 +31,14 @@ FEATURES = (
     "new_words",
 )
 
+_WHEN_QUESTION = re.compile(r"^\s*when\b|\bwhen (was|were|did|does|do|is|are|will|can|should|has|had)\b", re.IGNORECASE)
+_TIME_WORDS = frozenset(
+    "daily weekly monthly yearly annually hourly morning afternoon evening night noon midnight spring summer "
+    "autumn fall winter before after during until since ago today tomorrow yesterday dawn dusk season century "
+    "decade year month week day".split()
+)
 _NUMBER_QUESTION = re.compile(
-    r"\b(how (many|much|long|old|far|large|big|high|tall|fast)|when|what (year|date|time|percentage|age|day|month|century|decade)"
+    r"\b(how (many|much|long|old|far|large|big|high|tall|fast)|what (year|date|time|percentage|age|day|month|century|decade)"
     r"|which (year|date|century|decade)|in what year|what is the (number|population|size|length|height|rate|percentage))\b",
     re.IGNORECASE,
 )
@@ -48,8 +54,13 @@ THRESHOLD = -0.5422
 
 def has_asked_kind(question: str, sentence: str) -> float:
     """1 when the sentence holds what the question asks for, beyond the question's own words: a
-    number for how many/when/what year, a name for who/where; 1 for any other question."""
+    number for how many/what year, a name for who/where, a number, name or word of time for when;
+    1 for any other question."""
     sentence = re.sub(r"\[\d+\]", " ", sentence)  # a citation marker is not a number
+    if _WHEN_QUESTION.search(question):  # a number, a name ("Tuesday", "March") or a word of time
+        said = re.findall(r"[a-z]+", sentence.lower())
+        return float(bool(numbers(sentence) - numbers(question) or names(sentence) - names(question)
+                          - content_words(question) or _TIME_WORDS.intersection(said)))
     if _NUMBER_QUESTION.search(question):
         return float(bool(numbers(sentence) - numbers(question)))
     if _NAME_QUESTION.search(question):

@@ -145,7 +145,9 @@ def test_a_draft_without_what_was_asked_for_is_replaced(store, handbook):
 
 @pytest.mark.parametrize("question, sentence, expected", [
     ("When was the tower first lit?", "It was first lit in 1868.", 1.0),
-    ("When was the tower first lit?", "The tower was first lit after the war.", 0.0),
+    ("When was the tower first lit?", "The tower was first lit by its keeper.", 0.0),
+    ("When is the lens cleaned?", "The lens is cleaned every Tuesday.", 1.0),
+    ("When is the lens cleaned?", "The lens is cleaned after a storm.", 1.0),
     ("How many keepers lived there?", "Three keepers lived there.", 1.0),
     ("Who designed the tower?", "The tower was designed by Ingrid Solberg.", 1.0),
     ("Who designed the tower?", "The tower was designed in a hurry.", 0.0),
