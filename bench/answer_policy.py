@@ -14,7 +14,9 @@ the confidence model was fitted on the even ones):
 - draft-or-unsure: a verified draft is the answer, anything else "not sure" + quote (no gate);
 - gate, draft-or-unsure: the same behind the confidence gate;
 - gate, draft-or-quote: behind the gate, a verified draft that holds the kind of thing asked for
-  is the answer, otherwise the best evidence sentence itself, verbatim, is the answer.
+  is the answer, otherwise the best evidence sentence itself, verbatim, is the answer;
+- shipped: as draft-or-quote when the confidence is above rag.answerability.SURE, as
+  draft-or-unsure (with the draft's kind checked) between THRESHOLD and SURE.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def run(sets: list[Path], data_dir: Path, out: Path, k: int, every: int = 1) -> 
                 sink.flush()
 
 
-def replay(rows: list[dict], policy: str, threshold: float) -> list[tuple[str, str]]:
+def replay(rows: list[dict], policy: str, threshold: float, sure: float = 0.0) -> list[tuple[str, str]]:
     """(status, answer text) per row under a policy."""
     out = []
     for r in rows:
@@ -88,7 +90,9 @@ def replay(rows: list[dict], policy: str, threshold: float) -> list[tuple[str, s
         verified = r.get("verified", r["status"] == "answered")
         if gated:
             out.append(("unsure", quote))
-        elif policy == "gate, draft-or-quote":
+        elif policy == "shipped" and r["confidence"] < sure:
+            out.append(("answered", r["answer"]) if verified and r["draft_kind"] else ("unsure", quote))
+        elif policy in ("gate, draft-or-quote", "shipped"):
             out.append(("answered", r["answer"]) if verified and r["draft_kind"] else ("answered", quote))
         else:
             out.append(("answered", r["answer"]) if verified else ("unsure", quote))
@@ -96,17 +100,20 @@ def replay(rows: list[dict], policy: str, threshold: float) -> list[tuple[str, s
 
 
 def table(path: Path) -> None:
-    from rag.answerability import THRESHOLD
+    from rag.answerability import SURE, THRESHOLD
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    policies = ["draft-or-unsure", "gate, draft-or-unsure", "gate, draft-or-quote"]
-    print(f"test half (odd-numbered questions), confidence threshold {THRESHOLD}")
+    policies = ["draft-or-unsure", "gate, draft-or-unsure", "gate, draft-or-quote", "shipped"]
+    print(f"test half (odd-numbered questions), confidence threshold {THRESHOLD}, sure above {SURE}")
     print(f"{'set':<10}{'policy':<24}{'ans. contains gold':>20}{'answered correct':>18}"
           f"{'answerable unsure':>19}{'unanswerable unsure/refused':>29}")
     for name in dict.fromkeys(r["set"] for r in rows):
         test = [r for r in rows if r["set"] == name and r["i"] % 2 == 1]
+        if not any(r["answerable"] for r in test) or all(r["answerable"] for r in test):
+            print(f"{name:<10}(not enough records yet: {len(test)})")
+            continue
         for policy in policies:
-            got = replay(test, policy, THRESHOLD)
+            got = replay(test, policy, THRESHOLD, SURE)
             ans = [(r, g) for r, g in zip(test, got) if r["answerable"]]
             una = [(r, g) for r, g in zip(test, got) if not r["answerable"]]
             contains = sum(_contains(text, r["answers"]) for r, (_, text) in ans) / len(ans)
@@ -115,6 +122,7 @@ def table(path: Path) -> None:
             unsure = sum(s != "answered" for _, (s, _) in ans) / len(ans)
             caught = sum(s != "answered" for _, (s, _) in una) / len(una)
             print(f"{name:<10}{policy:<24}{contains:>20.3f}{correct:>18.3f}{unsure:>19.3f}{caught:>29.3f}")
+        print(f"{name:<10}n = {len(ans)} answerable, {len(una)} unanswerable")
         first = sorted(r["first_token"] for r in test if r.get("first_token") is not None)
         if first:
             print(f"{name:<10}time to first token p50 {first[len(first) // 2]:.3f} s (n={len(first)}, model called with the gate off)")

@@ -13,7 +13,6 @@ sure" and quotes the evidence instead of asking the model.
 
 from __future__ import annotations
 
-import math
 import re
 
 from rag.citations import content_words
@@ -50,6 +49,10 @@ SCALE = [0.2195, 0.2607, 0.2541, 0.1726, 0.148, 0.2651, 0.1386]
 WEIGHTS = [0.3939, 0.1342, 0.4798, 0.4471, 0.0517, 0.265, -0.1696]
 BIAS = 0.4113
 THRESHOLD = -0.5422
+#: Log-odds above which the evidence surely answers (probability 0.5): then, when the model's draft
+#: does not check out, the best sentence itself is the answer; between THRESHOLD and SURE only a
+#: verified draft is, else "not sure". Not tuned: bench/answer_policy.py prints the curve.
+SURE = 0.0
 
 
 def has_asked_kind(question: str, sentence: str) -> float:
@@ -93,9 +96,3 @@ def confidence(question: str, hits: list[SearchHit], evidence: list[Sentence]) -
     return sum(w * (v - m) / s for w, v, m, s in zip(WEIGHTS, x, MEAN, SCALE)) + BIAS
 
 
-def is_confident(question: str, hits: list[SearchHit], evidence: list[Sentence], threshold: float = THRESHOLD) -> bool:
-    return bool(evidence) and confidence(question, hits, evidence) >= threshold
-
-
-def probability(log_odds: float) -> float:
-    return 1 / (1 + math.exp(-log_odds))

@@ -4,16 +4,16 @@
    any other question is searched as asked.
 2. Nothing relevant retrieved: refused, before any LLM call.
 3. The best sentences of the passages are the evidence (rag.evidence). When the calibrated
-   confidence that they answer the question is low (rag.answerability), the answer is "Not sure"
-   and quotes the best of them ("unsure"), before any LLM call.
+   confidence that they answer the question is low (rag.answerability.THRESHOLD), the answer is
+   "Not sure" and quotes the best of them ("unsure"), before any LLM call.
 4. Otherwise the LLM answers from the evidence alone, in a short prompt
    (rag.prompts.EVIDENCE_PROMPT), streamed.
 5. Prompt debris is stripped; each answer sentence is verified against the evidence it cites or
    the evidence that supports it (rag.verify). Verified sentences that hold what was asked for
    (a number for "when", a name for "who") are the answer ("answered"), each citation carrying
    its quote; when none does, the best evidence sentence itself, verbatim, is the answer
-   ("answered", "Your documents say: “…” [n]"). A model that says the text does not answer
-   makes it "unsure".
+   ("answered", "Your documents say: “…” [n]") if the confidence is high (rag.answerability.SURE),
+   else "Not sure" with it. A model that says the text does not answer makes it "unsure".
 
 `QAChain.stream()` yields the model's text in pieces (str), then one final `Answer`, whose text
 can differ from what streamed (debris removed, unverified sentences dropped, or the fallback).
@@ -28,7 +28,7 @@ from typing import Iterator
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
-from rag.answerability import has_asked_kind, is_confident
+from rag.answerability import SURE, THRESHOLD, confidence, has_asked_kind
 from rag.citations import SENTENCE, MarkerFilter, content_words, normalise_markers
 from rag.debris import strip_debris
 from rag.evidence import Sentence, by_passage, quote_span, select_evidence, within_margin
@@ -110,9 +110,9 @@ class QAChain:
 
         evidence = self.evidence(query, hits)
         timings: dict = {}
-        if not evidence or evidence[0].score < self.settings.unsure_below or (
-            self.settings.answerability_gate and not is_confident(query, hits, evidence)
-        ):
+        gate = self.settings.answerability_gate
+        sure = confidence(query, hits, evidence) if evidence else float("-inf")
+        if not evidence or evidence[0].score < self.settings.unsure_below or (gate and sure < THRESHOLD):
             answer = self._unsure(evidence, hits, rewritten, timings)  # too weak to ask the model
             timings["total"] = round(time.perf_counter() - t0, 3)
             yield answer.answer
@@ -153,7 +153,7 @@ class QAChain:
         if not text or _says_not_found(text):
             answer = self._unsure(evidence, hits, rewritten, timings)
         else:
-            answer = self._verified(text, evidence, hits, query, rewritten, timings)
+            answer = self._verified(text, evidence, hits, query, rewritten, timings, quote_ok=not gate or sure >= SURE)
         timings["total"] = round(time.perf_counter() - t0, 3)
         yield answer
 
@@ -162,9 +162,11 @@ class QAChain:
         return answer
 
     # --- composing the Answer ----------------------------------------------------------------
-    def _verified(self, text: str, evidence: list[Sentence], hits, query: str, rewritten, timings) -> Answer:
-        """The answer sentences that verify against the evidence, each cited to its quote; the
-        evidence-quoting fallback when none does."""
+    def _verified(self, text: str, evidence: list[Sentence], hits, query: str, rewritten, timings,
+                  quote_ok: bool = True) -> Answer:
+        """The answer sentences that verify against the evidence, each cited to its quote. When none
+        does: the best sentence as the answer if `quote_ok` (the evidence surely answers), else
+        "not sure" with it."""
         kept: list[str] = []
         cited: dict[int, Citation] = {}
         for match in SENTENCE.finditer(text):
@@ -183,9 +185,11 @@ class QAChain:
                         cited[e.n] = _citation(e.n, hits, e.start, e.end, e.text, inferred=e.n not in claimed)
                     break
         if not kept or not has_asked_kind(query, " ".join(kept)):
-            # The evidence answers the question (the confidence gate let it through) but the draft
-            # does not check out, or lacks what was asked for: the best sentence itself answers.
-            return self._quoted(evidence, hits, rewritten, timings)
+            # The draft does not check out, or lacks what was asked for: the best sentence itself
+            # answers when the evidence surely holds the answer; otherwise we are not sure.
+            if quote_ok:
+                return self._quoted(evidence, hits, rewritten, timings)
+            return self._unsure(evidence, hits, rewritten, timings)
         return Answer(" ".join(kept), list(cited.values()), rewritten, status="answered", passages=hits,
                       timings=timings, evidence=evidence)
 
