@@ -126,8 +126,9 @@ def test_wrong_answer_is_replaced_by_the_evidence_sentence(store, handbook):
 
 
 def test_a_claim_copied_from_a_far_weaker_sentence_is_not_accepted(store, handbook):
-    """README's sample question used to get "every 20 seconds", copied from the sentence about the
-    lens turning: it is in the passages, but far from the question. Only sentences within the
+    """README's sample question got a claim copied from a weaker sentence of the passages (the
+    light's range); here, "every 20 seconds" from the sentence about the lens turning: it is in
+    the passages, but far from the question. Only sentences within the
     margin of the best are shown to the model and may carry a claim."""
     chain = QAChain(Retriever(store, handbook), scripted_llm("every 20 seconds [1]"), handbook)
     answer = chain.ask(LENS)
