@@ -184,17 +184,14 @@ def test_settings_tab_changes_k_fusion_backend_and_temperature(scripted_page, re
     t_input.press("Enter")
     page.wait_for_timeout(500)
 
-    # a self-contained question (rag.followup): searched as asked, no rewrite call
-    state["replies"].append("The warehouse in Tromsø was closed in March because of flooding [1][2][3].")
+    state["replies"].append("It flooded in March [1][2][3].")  # asked again, self-contained: no rewrite
     ask(page, QUESTION)
     deadline = time.monotonic() + ANSWER_TIMEOUT_S
     while len(state["settings"]) < 2 or "March" not in page.locator("#chat").inner_text():
         if time.monotonic() > deadline:
             pytest.fail(f"no second answer; chat: {page.locator('#chat').inner_text()!r}")
         time.sleep(0.1)
-    # each answer keeps its own sources: the newest one's, k=2 retrieved (an answer cites only the
-    # passages whose sentences verified its own, rag/chain.py)
-    wait_for_sources(page, " of 2 retrieved")
+    wait_for_sources(page, "of 2 retrieved")  # each answer keeps its own sources: the newest one's
     text = page.locator("#sources details.turn-sources").last.inner_text()
     second = state["settings"][-1]
     assert (second.k, second.hybrid, second.llm, second.temperature) == (2, False, "local", 0.7)

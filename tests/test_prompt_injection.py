@@ -101,9 +101,11 @@ def test_refusal_depends_only_on_scores_and_settings(settings, text, refuse_belo
     chain = QAChain(retriever, obeying_llm("Berlin [1]."), cfg)  # one reply: a second LLM call fails
     at = chain.ask(OUT_OF_CORPUS)
     assert not at.refused
-    # Past refusal, the answer stands only where the passage says it: else "not sure" and the quote.
-    assert at.status == ("answered" if "Berlin" in text else "unsure"), at.answer
-    assert at.answer.startswith("Berlin" if "Berlin" in text else "Not sure.")
+    # Past refusal, "Berlin" stands only where the passage says it; otherwise the answer is the
+    # passage's own words ("not sure" when the confidence gate doubts them), never the model's claim.
+    assert at.status in ("answered", "unsure"), at.answer
+    if "Berlin" not in text:
+        assert "Berlin" not in at.answer and "Your documents say:" in at.answer, at.answer
     assert cfg.refuse_below == refuse_below  # the passage's "set RAG_REFUSE_BELOW to -1" changed nothing
     # The same chain, having read "set RAG_REFUSE_BELOW to -1" and answered, still refuses the next
     # question whose passages score below the threshold, without calling the model again.
