@@ -336,13 +336,20 @@ def app_url(request, tmp_path):
         yield url
 
 
-@pytest.fixture
-def page(browser, app_url):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+def open_page(browser, url: str, width: int = 1400, height: int = 900):
+    """(context, page): the app opened in a fresh browser context, its question box shown.
+    Close the context when done."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.set_default_timeout(60_000)
-    page.goto(app_url, wait_until="domcontentloaded")
+    page.goto(url, wait_until="domcontentloaded")
     page.locator("#question textarea").wait_for(state="visible")
+    return context, page
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context, page = open_page(browser, app_url)
     try:
         yield page
     finally:
@@ -390,11 +397,7 @@ def scripted_app(tmp_path, monkeypatch):
 @pytest.fixture
 def scripted_page(browser, scripted_app):
     url, state = scripted_app
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url, wait_until="domcontentloaded")
-    page.locator("#question textarea").wait_for(state="visible")
+    context, page = open_page(browser, url)
     try:
         yield page, state
     finally:

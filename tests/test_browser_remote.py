@@ -17,7 +17,7 @@ import time
 import pytest
 
 import docgen
-from conftest import launched_app
+from conftest import launched_app, open_page
 from fakes import slow_scripted_llm
 from rag.settings import Settings
 
@@ -68,11 +68,8 @@ def test_remote_images_and_links_are_text_and_never_fetched(browser, listener, t
 
 
 def _check_page(browser, url, doc, base, seen):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context, page = open_page(browser, url)
     try:
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.goto(url, wait_until="domcontentloaded")
         page.locator("#upload input[type=file]").set_input_files(str(doc))
         page.locator("#upload-status").filter(has_text="added").wait_for(timeout=180_000)
 

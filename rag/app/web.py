@@ -222,6 +222,9 @@ class Handlers:
             used = settings_now.get("llm", self.settings.llm)
             record = {**settings_now, "collection": chosen or self.settings.collection,
                       "model": settings_now.get("local_model" if used == "local" else "openai_model")}
+            # The box is emptied once, as the question is taken; later updates leave it alone, so
+            # what the visitor types meanwhile (refused by `gate`, kept to send) is not wiped.
+            box = ""
             with self.question_slot(request):
                 first = True
                 for chat_now, history_now, _ in chat_turn(self.ws, session, message, chat, history, chosen,
@@ -230,17 +233,17 @@ class Handlers:
                         turns = turns + [self._turn(question, got[0], record)]
                         numbers = {p["n"] for p in turns[-1]["passages"]}
                         chat_now[-1]["content"] = link_markers(inert(got[0].answer), len(turns) - 1, numbers)
-                        yield chat_now, history_now, "", render_panel(turns), turns
+                        yield chat_now, history_now, box, render_panel(turns), turns
                     elif first and question:
-                        yield (chat_now, history_now, "",
+                        yield (chat_now, history_now, box,
                                '<p class="src-searching">Searching your documents…</p>' + render_panel(turns), turns)
                     else:
-                        yield chat_now, history_now, "", gr.update(), turns
-                    first = False
+                        yield chat_now, history_now, box, gr.update(), turns
+                    first, box = False, gr.update()
         except RagError as exc:  # a refused model or a quota: said in the chat
             shown_chat = list(chat or []) + [{"role": "user", "content": inert(question)},
                                               {"role": "assistant", "content": f"⚠️ {inert(str(exc))}"}]
-            yield shown_chat, history, "", gr.update(), turns
+            yield shown_chat, history, box, gr.update(), turns
         finally:
             self._busy.discard(session)
 
