@@ -214,6 +214,9 @@ class Handlers:
         session = self.session(request)
         question = (message or "").strip()
         got: list[Answer] = []
+        # The box is emptied once, as the question is taken; later updates leave it alone, so what
+        # the visitor types meanwhile (refused by `gate`, kept to send) is not wiped.
+        box = ""
         self._busy.add(session)  # gate() did already; an API caller may not have
         try:
             # Whatever the request carries, only what the owner allows is used (rag/policy.py).
@@ -222,9 +225,6 @@ class Handlers:
             used = settings_now.get("llm", self.settings.llm)
             record = {**settings_now, "collection": chosen or self.settings.collection,
                       "model": settings_now.get("local_model" if used == "local" else "openai_model")}
-            # The box is emptied once, as the question is taken; later updates leave it alone, so
-            # what the visitor types meanwhile (refused by `gate`, kept to send) is not wiped.
-            box = ""
             with self.question_slot(request):
                 first = True
                 for chat_now, history_now, _ in chat_turn(self.ws, session, message, chat, history, chosen,
