@@ -197,7 +197,7 @@ class QAChain:
         """Answered with the best evidence sentence, verbatim."""
         best = evidence[0]
         start, end, quote = quote_span(hits[best.n - 1].text, [best])
-        text = f"{SAYS} “{' '.join(quote.split())}” [{best.n}]"
+        text = f"{SAYS} “{_shown(quote)}” [{best.n}]"
         citation = _citation(best.n, hits, start, end, quote, inferred=False)
         return Answer(text, [citation], rewritten, status="answered", passages=hits, timings=timings,
                       evidence=evidence)
@@ -208,10 +208,16 @@ class QAChain:
             return Answer(REFUSAL, [], rewritten, status="refused", passages=hits, timings=timings)
         best = evidence[0]
         start, end, quote = quote_span(hits[best.n - 1].text, [best])
-        text = f"{UNSURE} “{' '.join(quote.split())}” [{best.n}]"
+        text = f"{UNSURE} “{_shown(quote)}” [{best.n}]"
         citation = _citation(best.n, hits, start, end, quote, inferred=False)
         return Answer(text, [citation], rewritten, status="unsure", passages=hits, timings=timings,
                       evidence=evidence)
+
+
+def _shown(quote: str) -> str:
+    """A quote as the answer shows it: one line, and a document's own "[9]" as "(9)", so that
+    no quoted text reads as a citation marker (the Citation keeps the exact words)."""
+    return re.sub(r"\[(\s*\d+\s*)\]", r"(\1)", " ".join(quote.split()))
 
 
 def _citation(n: int, hits: list[SearchHit], start: int, end: int, quote: str, inferred: bool) -> Citation:
