@@ -1,6 +1,7 @@
-"""Loader work bounds: time to load (or refuse) DOCX files of N empty paragraphs, and a real one.
+"""Loader work bounds: time to load (or refuse) DOCX files of N empty paragraphs, and a real one;
+HTML files of N empty <p> elements.
 
-    python bench/loader_bounds.py [--sizes 20000,150000,700000] [--loaders PATH]
+    python bench/loader_bounds.py [--sizes 20000,150000,700000] [--html-sizes 20000,150000,2000000] [--loaders PATH]
 
 Each file is a real DOCX (python-docx's template) whose body is N empty <w:p/>; 700,000 of them
 zip to about 41 KB, under the zip-bomb limits. `--loaders` points at another checkout's folder
@@ -35,6 +36,7 @@ def time_load(load_file, path: Path) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="20000,150000,700000")
+    parser.add_argument("--html-sizes", default="20000,150000,2000000")
     parser.add_argument("--loaders", type=Path, help="folder containing another ingest/ package to time too")
     args = parser.parse_args()
     versions = {"this checkout": importlib.import_module("ingest.loaders").load_file}
@@ -54,6 +56,13 @@ def main() -> None:
         for name, load_file in versions.items():
             seconds, outcome = time_load(load_file, real)
             print(f"| 4,000 with text, 2,000 headings | {real.stat().st_size // 1024} | {name} | {seconds:.2f} | {outcome} |")
+        print("\n| empty <p> elements | HTML KB | loader | seconds | outcome |\n|---|---|---|---|---|")
+        for n in (int(s) for s in args.html_sizes.split(",") if s):
+            path = Path(tmp) / f"many-{n}.html"
+            path.write_bytes(b"<html><body>" + b"<p>x</p>" * n + b"</body></html>")
+            for name, load_file in versions.items():
+                seconds, outcome = time_load(load_file, path)
+                print(f"| {n:,} | {path.stat().st_size // 1024} | {name} | {seconds:.2f} | {outcome} |", flush=True)
 
 
 if __name__ == "__main__":

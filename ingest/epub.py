@@ -18,7 +18,9 @@ from urllib.parse import unquote, urldefrag
 
 from langchain_core.documents import Document
 
-from ingest.loaders import _HTML_DROP, LoadError, _check_zip, _detail, _html_flush, _html_walk, _Sections, _squash
+from ingest.loaders import (
+    _HTML_DROP, LoadError, _Budget, _check_zip, _detail, _html_flush, _html_walk, _Sections, _squash, count_elements,
+)
 
 _XHTML = {"application/xhtml+xml", "text/html", "application/xml", "text/xml"}
 _MAX_MEMBER = 50 * 1024 * 1024  # one chapter or package file; the zip check bounds the total
@@ -111,12 +113,13 @@ def _toc_titles(book: _Book, opf_path: str, manifest: dict[str, dict], toc_id: s
     return {path: title for path, title in titles.items() if title}
 
 
-def _chapter_into(data: bytes, out: _Chapters) -> None:
+def _chapter_into(data: bytes, out: _Chapters, budget: _Budget) -> None:
+    count_elements(data, budget)  # before parsing: one budget for the whole book
     soup = _soup(data)
     for tag in soup.find_all(["head", *_HTML_DROP]):
         tag.decompose()
     buf: list[str] = []
-    _html_walk(soup.find("body") or soup, out, buf)
+    _html_walk(soup.find("body") or soup, out, buf, budget)
     _html_flush(out, buf)
 
 
@@ -154,8 +157,8 @@ def _read_book(book: _Book) -> list[Document]:
         raise LoadError("EPUB is DRM-protected (its chapters are encrypted); remove the DRM with the "
                         "software it was bought for, or export the text")
     titles = _toc_titles(book, opf_path, manifest, spine.get("toc"))
-    out = _Chapters()
+    out, budget = _Chapters(), _Budget("HTML elements in its chapters")
     for chapter in chapters:
         out.chapter(titles.get(chapter["path"], ""))
-        _chapter_into(book.read(chapter["path"]), out)
+        _chapter_into(book.read(chapter["path"]), out, budget)
     return out.finish()

@@ -74,7 +74,11 @@ class _Budget:
         self.count += n
         if self.count > self.limit:
             raise LoadError(f"more than {self.limit:,} {self.what} — refusing (the limit per file)")
-        if self.count % 512 == 0 and time.monotonic() > self.deadline:
+        if self.count % 512 == 0:
+            self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
             raise LoadError(f"parsing took longer than {MAX_SECONDS:g} s — refusing (the limit per file)")
 
 
@@ -511,12 +515,25 @@ _HTML_BLOCK = {"address", "article", "blockquote", "body", "caption", "dd", "det
                "table", "tbody", "tfoot", "thead", "ul"}
 
 
+#: A start tag: "<" and a letter, also in UTF-16 (either byte order puts a NUL between them).
+_START_TAG = re.compile(rb"<\x00?[A-Za-z]")
+
+
+def count_elements(data: bytes, budget: _Budget) -> None:
+    """Charge the budget with the document's elements, counted by their start tags before any
+    parsing: 2,000,000 empty <p> (16 MB) took 74 s and 2.3 GB to parse; now it is refused in
+    well under a second. The walk after parsing then only watches the clock."""
+    budget.tick(len(_START_TAG.findall(data)))
+
+
 def _load_html(path: Path) -> list[Document]:
     from bs4 import BeautifulSoup
 
     data = path.read_bytes()
     if b"\x00" in data[:4096] and not any(data.startswith(bom) for bom, _ in _BOMS):
         raise LoadError("binary data, not text")
+    budget = _Budget("HTML elements")
+    count_elements(data, budget)
     soup = BeautifulSoup(data, "html.parser")  # bytes: bs4 honours BOMs and <meta charset>
     roles = soup.find_all(attrs={"role": ["navigation", "banner", "contentinfo"]})
     for tag in [*soup.find_all(["head", *_HTML_DROP]), *roles]:
@@ -527,7 +544,7 @@ def _load_html(path: Path) -> list[Document]:
     roots = roots or [t for t in soup.find_all("article") if not t.find_parent("article")]
     out, buf = _Sections(), []
     for root in roots or [soup]:
-        _html_walk(root, out, buf)
+        _html_walk(root, out, buf, budget)
         _html_flush(out, buf)
     return out.finish()
 
@@ -537,11 +554,15 @@ def _html_flush(out: _Sections, buf: list[str]) -> None:
     buf.clear()
 
 
-def _html_walk(node, out: _Sections, buf: list[str]) -> None:
+def _html_walk(node, out: _Sections, buf: list[str], budget: _Budget) -> None:
+    """Sections from an element tree; `budget` was charged with the elements (count_elements):
+    the walk watches its clock."""
     from bs4 import NavigableString, Tag
     from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
 
-    for child in node.children:
+    for i, child in enumerate(node.children):
+        if i % 512 == 511:
+            budget.check_time()
         if isinstance(child, NavigableString):
             if not isinstance(child, (Comment, Declaration, Doctype, ProcessingInstruction)):
                 buf.append(str(child))
@@ -561,10 +582,11 @@ def _html_walk(node, out: _Sections, buf: list[str]) -> None:
             buf.append("\n")
         elif child.name in _HTML_BLOCK:
             _html_flush(out, buf)
-            _html_walk(child, out, buf)
+            budget.check_time()
+            _html_walk(child, out, buf, budget)
             _html_flush(out, buf)
         else:
-            _html_walk(child, out, buf)
+            _html_walk(child, out, buf, budget)
 
 
 _MD_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")

@@ -3,12 +3,17 @@
 1. A follow-up is rewritten into a standalone question only when it refers back (rag.followup);
    any other question is searched as asked.
 2. Nothing relevant retrieved: refused, before any LLM call.
-3. The best sentences of the passages are the evidence (rag.evidence); the LLM answers from
-   them alone, in a short prompt (rag.prompts.EVIDENCE_PROMPT), streamed.
-4. Prompt debris is stripped; each answer sentence is verified against the evidence it cites or
-   the evidence that supports it (rag.verify). Verified sentences are the answer ("answered"),
-   each citation carrying its quote; when none verifies, the answer says so and quotes the
-   evidence verbatim ("unsure").
+3. The best sentences of the passages are the evidence (rag.evidence). When the calibrated
+   confidence that they answer the question is low (rag.answerability.THRESHOLD), the answer is
+   "Not sure" and quotes the best of them ("unsure"), before any LLM call.
+4. Otherwise the LLM answers from the evidence alone, in a short prompt
+   (rag.prompts.EVIDENCE_PROMPT), streamed.
+5. Prompt debris is stripped; each answer sentence is verified against the evidence it cites or
+   the evidence that supports it (rag.verify). Verified sentences that hold what was asked for
+   (a number for "when", a name for "who") are the answer ("answered"), each citation carrying
+   its quote; when none does, the best evidence sentence itself, verbatim, is the answer
+   ("answered", "Your documents say: “…” [n]") if the confidence is high (rag.answerability.SURE),
+   else "Not sure" with it. A model that says the text does not answer makes it "unsure".
 
 `QAChain.stream()` yields the model's text in pieces (str), then one final `Answer`, whose text
 can differ from what streamed (debris removed, unverified sentences dropped, or the fallback).
@@ -23,9 +28,10 @@ from typing import Iterator
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
+from rag.answerability import SURE, THRESHOLD, confidence, has_asked_kind
 from rag.citations import SENTENCE, MarkerFilter, content_words, normalise_markers
 from rag.debris import strip_debris
-from rag.evidence import Sentence, by_passage, quote_span, select_evidence
+from rag.evidence import Sentence, by_passage, quote_span, select_evidence, within_margin
 from rag.followup import refers_back
 from rag.prompts import (
     EVIDENCE_MAX_TOKENS,
@@ -42,7 +48,8 @@ from rag.verify import verify
 
 REFUSAL = "I could not find this in your documents."
 EMPTY = "There are no documents in this collection yet. Add some first."
-UNSURE = "Not sure. Your documents say:"
+SAYS = "Your documents say:"
+UNSURE = f"Not sure. {SAYS}"
 
 History = list[tuple[str, str]]  # (question, answer) pairs, oldest first
 
@@ -103,13 +110,18 @@ class QAChain:
 
         evidence = self.evidence(query, hits)
         timings: dict = {}
-        if not evidence or evidence[0].score < self.settings.unsure_below:
+        gate = self.settings.answerability_gate
+        sure = confidence(query, hits, evidence) if evidence else float("-inf")
+        if not evidence or evidence[0].score < self.settings.unsure_below or (gate and sure < THRESHOLD):
             answer = self._unsure(evidence, hits, rewritten, timings)  # too weak to ask the model
             timings["total"] = round(time.perf_counter() - t0, 3)
             yield answer.answer
             yield answer
             return
 
+        # Only sentences nearly as good as the best are shown to the model and may carry a claim: a
+        # far weaker one is what a small model copies a wrong answer from.
+        evidence = within_margin(evidence)
         prompt = format_evidence(by_passage(evidence))
         timings["prompt_chars"] = len(prompt)
         markers = MarkerFilter(len(hits))
@@ -141,7 +153,7 @@ class QAChain:
         if not text or _says_not_found(text):
             answer = self._unsure(evidence, hits, rewritten, timings)
         else:
-            answer = self._verified(text, evidence, hits, query, rewritten, timings)
+            answer = self._verified(text, evidence, hits, query, rewritten, timings, quote_ok=not gate or sure >= SURE)
         timings["total"] = round(time.perf_counter() - t0, 3)
         yield answer
 
@@ -150,9 +162,11 @@ class QAChain:
         return answer
 
     # --- composing the Answer ----------------------------------------------------------------
-    def _verified(self, text: str, evidence: list[Sentence], hits, query: str, rewritten, timings) -> Answer:
-        """The answer sentences that verify against the evidence, each cited to its quote; the
-        evidence-quoting fallback when none does."""
+    def _verified(self, text: str, evidence: list[Sentence], hits, query: str, rewritten, timings,
+                  quote_ok: bool = True) -> Answer:
+        """The answer sentences that verify against the evidence, each cited to its quote. When none
+        does: the best sentence as the answer if `quote_ok` (the evidence surely answers), else
+        "not sure" with it."""
         kept: list[str] = []
         cited: dict[int, Citation] = {}
         for match in SENTENCE.finditer(text):
@@ -170,10 +184,23 @@ class QAChain:
                     if e.n not in cited:
                         cited[e.n] = _citation(e.n, hits, e.start, e.end, e.text, inferred=e.n not in claimed)
                     break
-        if not kept:
+        if not kept or not has_asked_kind(query, " ".join(kept)):
+            # The draft does not check out, or lacks what was asked for: the best sentence itself
+            # answers when the evidence surely holds the answer; otherwise we are not sure.
+            if quote_ok:
+                return self._quoted(evidence, hits, rewritten, timings)
             return self._unsure(evidence, hits, rewritten, timings)
         return Answer(" ".join(kept), list(cited.values()), rewritten, status="answered", passages=hits,
                       timings=timings, evidence=evidence)
+
+    def _quoted(self, evidence: list[Sentence], hits, rewritten, timings) -> Answer:
+        """Answered with the best evidence sentence, verbatim."""
+        best = evidence[0]
+        start, end, quote = quote_span(hits[best.n - 1].text, [best])
+        text = f"{SAYS} “{_shown(quote)}” [{best.n}]"
+        citation = _citation(best.n, hits, start, end, quote, inferred=False)
+        return Answer(text, [citation], rewritten, status="answered", passages=hits, timings=timings,
+                      evidence=evidence)
 
     def _unsure(self, evidence: list[Sentence], hits, rewritten, timings) -> Answer:
         """Not sure: the best evidence sentence, verbatim, with its citation."""
@@ -181,10 +208,16 @@ class QAChain:
             return Answer(REFUSAL, [], rewritten, status="refused", passages=hits, timings=timings)
         best = evidence[0]
         start, end, quote = quote_span(hits[best.n - 1].text, [best])
-        text = f"{UNSURE} “{' '.join(quote.split())}” [{best.n}]"
+        text = f"{UNSURE} “{_shown(quote)}” [{best.n}]"
         citation = _citation(best.n, hits, start, end, quote, inferred=False)
         return Answer(text, [citation], rewritten, status="unsure", passages=hits, timings=timings,
                       evidence=evidence)
+
+
+def _shown(quote: str) -> str:
+    """A quote as the answer shows it: one line, and a document's own "[9]" as "(9)", so that
+    no quoted text reads as a citation marker (the Citation keeps the exact words)."""
+    return re.sub(r"\[(\s*\d+\s*)\]", r"(\1)", " ".join(quote.split()))
 
 
 def _citation(n: int, hits: list[SearchHit], start: int, end: int, quote: str, inferred: bool) -> Citation:

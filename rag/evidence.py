@@ -26,6 +26,10 @@ from rag.schema import SearchHit
 KEYWORD_WEIGHT = 0.5
 #: Sentences shorter than this (in word characters) are headings or debris, not evidence.
 MIN_CHARS = 12
+#: A line of fewer words than this that does not end like a sentence is a heading ("Climbing the tower").
+HEADING_WORDS = 5
+#: Evidence sentences scoring more than this below the best are not shown to the model.
+MARGIN = 0.25
 
 # Words after which a period does not end a sentence.
 _ABBREVIATIONS = frozenset(
@@ -91,9 +95,18 @@ def split_passages(hits: list[SearchHit]) -> list[Sentence]:
     for n, hit in enumerate(hits, start=1):
         for start, end in sentence_spans(hit.text):
             piece = hit.text[start:end]
-            if len(re.sub(r"\W", "", piece)) >= MIN_CHARS and not piece.lstrip().startswith("#"):
+            if len(re.sub(r"\W", "", piece)) >= MIN_CHARS and not piece.lstrip().startswith("#") and not _heading_like(piece):
                 out.append(Sentence(n, start, end, piece))
     return out
+
+
+def _heading_like(piece: str) -> bool:
+    return len(piece.split()) < HEADING_WORDS and not piece.rstrip().endswith((".", "!", "?", ":", ";", '"', "”", ")"))
+
+
+def within_margin(evidence: list[Sentence], margin: float = MARGIN) -> list[Sentence]:
+    """The evidence sentences scoring within `margin` of the best (the best always)."""
+    return [s for s in evidence if s.score >= evidence[0].score - margin] if evidence else []
 
 
 def _unit_rows(vectors: Any) -> np.ndarray:

@@ -16,13 +16,25 @@ every hit back from Chroma.
 What is indexed is the chunk's *indexed text* (title, heading path and text, see rag.context),
 tokenized by `tokenize` (lowercased words and numbers minus English stopwords) and stored as
 space-separated tokens, so the index and the query use exactly the same tokens.
+
+The file also keeps a small *catalog*: each chunk's document version (`doc_id`, `doc_hash`) and,
+per version, its source, chunk count and read report. So the document list can be read from this
+file alone, without importing chromadb (`rag docs list` in a fraction of a second, see
+rag.store.listed_documents). It is trusted only when no write is in flight or was cut short: every
+write through the store is bracketed by a marker row (`writing`), which a crash leaves behind;
+then the list comes from Chroma and the repair (`sync`) brings the catalog back in step.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sqlite3
 import threading
+import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -33,6 +45,23 @@ _STOPWORDS = frozenset(
     "was we were what when where which while who whom why will with you your".split()
 )
 _BATCH = 500  # rows per SQL statement batch / per Chroma fetch when syncing
+#: The chunk metadata kept per document version in the catalog (besides doc_id and doc_hash).
+CATALOG_KEYS = ("source", "chunk_count")
+CATALOG_PREFIXES = ("read_",)
+
+
+def _catalog_meta(metadata: dict) -> dict:
+    return {k: v for k, v in metadata.items() if k in CATALOG_KEYS or k.startswith(CATALOG_PREFIXES)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def tokenize(text: str) -> list[str]:
@@ -58,7 +87,16 @@ class KeywordIndex:
             if path is not None:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS chunk (rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS chunk (rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, "
+                             "doc_id TEXT, doc_hash TEXT)")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(chunk)")}
+            if "doc_id" not in columns:  # a file from before the catalog: its rows are backfilled by sync
+                self._db.execute("ALTER TABLE chunk ADD COLUMN doc_id TEXT")
+                self._db.execute("ALTER TABLE chunk ADD COLUMN doc_hash TEXT")
+            self._db.execute("CREATE INDEX IF NOT EXISTS chunk_version ON chunk (doc_id, doc_hash)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS version (doc_id TEXT NOT NULL, doc_hash TEXT NOT NULL, "
+                             "meta TEXT NOT NULL, PRIMARY KEY (doc_id, doc_hash))")
+            self._db.execute("CREATE TABLE IF NOT EXISTS writing (token TEXT PRIMARY KEY, pid INTEGER, started REAL)")
             self._db.execute(
                 "CREATE VIRTUAL TABLE IF NOT EXISTS body USING fts5(tokens, tokenize='unicode61 remove_diacritics 0')"
             )
@@ -69,14 +107,22 @@ class KeywordIndex:
             self._db.close()
 
     # --- writing -------------------------------------------------------------------------
-    def add(self, ids: list[str], texts: list[str]) -> None:
-        """Add or replace chunks (an id already present gets the new text)."""
+    def add(self, ids: list[str], texts: list[str], metadatas: list[dict] | None = None) -> None:
+        """Add or replace chunks (an id already present gets the new text). With the chunks'
+        metadata (as stored in Chroma) the catalog learns their document versions too."""
+        metas = metadatas if metadatas is not None else [{}] * len(ids)
         with self._lock, self._db:
             self._delete(ids)
-            for start in range(0, len(ids), _BATCH):
-                for cid, text in zip(ids[start : start + _BATCH], texts[start : start + _BATCH]):
-                    rowid = self._db.execute("INSERT INTO chunk (id) VALUES (?)", (cid,)).lastrowid
-                    self._db.execute("INSERT INTO body (rowid, tokens) VALUES (?, ?)", (rowid, _fts_tokens(text)))
+            versions = {}
+            for cid, text, meta in zip(ids, texts, metas):
+                version = (meta.get("doc_id"), meta.get("doc_hash"))
+                rowid = self._db.execute("INSERT INTO chunk (id, doc_id, doc_hash) VALUES (?, ?, ?)",
+                                         (cid, *version)).lastrowid
+                self._db.execute("INSERT INTO body (rowid, tokens) VALUES (?, ?)", (rowid, _fts_tokens(text)))
+                if None not in version:
+                    versions[version] = _catalog_meta(meta)
+            self._db.executemany("INSERT OR REPLACE INTO version (doc_id, doc_hash, meta) VALUES (?, ?, ?)",
+                                 [(*v, json.dumps(m, ensure_ascii=False)) for v, m in versions.items()])
 
     def remove(self, ids: Iterable[str]) -> None:
         with self._lock, self._db:
@@ -91,22 +137,57 @@ class KeywordIndex:
                 marks = ",".join("?" * len(rows))
                 self._db.execute(f"DELETE FROM body WHERE rowid IN ({marks})", rows)
                 self._db.execute(f"DELETE FROM chunk WHERE rowid IN ({marks})", rows)
+        if ids:
+            self._db.execute("DELETE FROM version WHERE NOT EXISTS (SELECT 1 FROM chunk WHERE "
+                             "chunk.doc_id = version.doc_id AND chunk.doc_hash = version.doc_hash)")
 
-    def sync(self, current_ids: Iterable[str], fetch_texts: Callable[[list[str]], dict[str, str]]) -> tuple[int, int]:
+    @contextmanager
+    def writing(self):
+        """Bracket one write to the collection and this index: a marker row is committed before
+        and removed after. A marker left behind (a crash, or an error between the two writes)
+        tells `catalog()` not to trust this file until a `sync` has repaired it."""
+        token = uuid.uuid4().hex
+        with self._lock, self._db:
+            self._db.execute("INSERT INTO writing VALUES (?, ?, ?)", (token, os.getpid(), time.time()))
+        yield  # an exception leaves the marker: which of the two writes happened is unknown
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM writing WHERE token = ?", (token,))
+
+    def has_leftover_markers(self) -> bool:
+        """A write of this process was cut short (this process has nothing in flight when asked)."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM writing WHERE pid = ? LIMIT 1", (os.getpid(),)).fetchone() is not None
+
+    def _clear_leftover_markers(self) -> None:
+        """After a sync: drop the markers of dead processes and this process's own (it is syncing,
+        so none of its writes is in flight). Another live process's marker may be a write in flight."""
+        with self._db:
+            for token, pid in self._db.execute("SELECT token, pid FROM writing").fetchall():
+                if pid == os.getpid() or not _alive(pid):
+                    self._db.execute("DELETE FROM writing WHERE token = ?", (token,))
+
+    def sync(self, current_ids: Iterable[str], fetch: Callable[[list[str]], dict], *, catalog: bool = False) -> tuple[int, int]:
         """Make the index hold exactly `current_ids` (the collection's ids now): ids it lacks are
-        added with the text `fetch_texts(ids)` returns (a missing id is skipped: deleted since),
-        ids it has beyond them are removed. Returns (added, removed)."""
+        added with what `fetch(ids)` returns per id, its text or (text, chunk metadata) (a missing
+        id is skipped: deleted since), ids it has beyond them are removed. With `catalog` (the
+        fetch gives metadata) chunks whose document version the catalog lacks (indexed before it
+        existed) are fetched again too. Returns (added, removed)."""
         wanted = set(current_ids)
         with self._lock:
             have = self.ids()
             extra = list(have - wanted)
-            missing = sorted(wanted - have)
+            todo = sorted(wanted - have)
+            if catalog:
+                todo += sorted(self._uncatalogued() & wanted)
             self.remove(extra)
             added = 0
-            for start in range(0, len(missing), _BATCH):
-                texts = fetch_texts(missing[start : start + _BATCH])
-                self.add(list(texts), list(texts.values()))
-                added += len(texts)
+            for start in range(0, len(todo), _BATCH):
+                got = fetch(todo[start : start + _BATCH])
+                pairs = [(cid, *((v, {}) if isinstance(v, str) else v)) for cid, v in got.items()]
+                self.add([p[0] for p in pairs], [p[1] for p in pairs], [p[2] or {} for p in pairs])
+                added += sum(p[0] not in have for p in pairs)
+            with self._lock:
+                self._clear_leftover_markers()
             return added, len(extra)
 
     # --- reading -------------------------------------------------------------------------
@@ -117,6 +198,32 @@ class KeywordIndex:
     def ids(self) -> set[str]:
         with self._lock:
             return {cid for (cid,) in self._db.execute("SELECT id FROM chunk")}
+
+    def _uncatalogued(self) -> set[str]:
+        return {cid for (cid,) in self._db.execute("SELECT id FROM chunk WHERE doc_id IS NULL OR doc_hash IS NULL")}
+
+    def catalog(self) -> list[tuple[str, str, int, dict]] | None:
+        """(doc_id, doc_hash, chunks stored, catalog metadata) per document version, or None when
+        this file cannot be trusted for it: a write is in flight or was cut short, or some chunk's
+        version is unknown (indexed before the catalog existed)."""
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM writing LIMIT 1").fetchone():
+                return None
+            if self._db.execute("SELECT 1 FROM chunk WHERE doc_id IS NULL OR doc_hash IS NULL LIMIT 1").fetchone():
+                return None
+            rows = self._db.execute(
+                "SELECT chunk.doc_id, chunk.doc_hash, count(*), version.meta FROM chunk LEFT JOIN version "
+                "ON version.doc_id = chunk.doc_id AND version.doc_hash = chunk.doc_hash "
+                "GROUP BY chunk.doc_id, chunk.doc_hash ORDER BY max(chunk.rowid)"
+            ).fetchall()
+        if any(meta is None for *_, meta in rows):
+            return None
+        return [(doc_id, doc_hash, n, json.loads(meta)) for doc_id, doc_hash, n, meta in rows]
+
+    def catalog_complete(self) -> bool:
+        """Every chunk's document version is known (false for a file made before the catalog)."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM chunk WHERE doc_id IS NULL OR doc_hash IS NULL LIMIT 1").fetchone() is None
 
     def search(self, query: str, n: int) -> list[tuple[str, float]]:
         """The top-n chunks sharing at least one query term, best first, as (id, BM25 score > 0)."""

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         description="Answer 'not sure' (quoting the evidence, no LLM call) when the best evidence "
         "sentence scores below this (cosine + keyword overlap). -1 turns it off.",
     )
+    answerability_gate: bool = Field(
+        True,
+        description="Answer 'not sure' (quoting the evidence, no LLM call) when the calibrated "
+        "confidence that the evidence answers the question is low (rag/answerability.py).",
+    )
     llm: Literal["local", "openai"] = Field("local", description="LLM backend.")
     local_model: str = Field(
         "gemma3-270m",

@@ -8,6 +8,10 @@ interrupted ingest left behind, with no second database to fall out of step with
 This module is the only one that talks to Chroma: every query, read, write and collection
 listing goes through `DocumentStore` or the collection functions below.
 
+Listing documents need not import chromadb at all (half a second of `rag docs list`): the keyword
+index file keeps a catalog of document versions in step with every write made here, and a small
+`collections.json` next to it maps collection names to their index files (`listed_documents`).
+
 The collection records the embedding model and dimension it was built with; opening it with
 another model is refused with a message naming both, instead of Chroma's bare
 "dimension mismatch" or, worse, silently meaningless search results with a same-size model.
@@ -16,10 +20,13 @@ another model is refused with a message naming both, instead of Chroma's bare
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import sqlite3
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -111,6 +118,7 @@ def delete_collection(settings: Settings, name: str) -> None:
     """Delete a collection and its keyword index file."""
     client = make_client(settings)
     collection_id = client.get_collection(name).id
+    _record_collection(settings, name, None)
     client.delete_collection(name)
     path = keyword_index_path(settings, collection_id)
     for file in path.parent.glob(path.name + "*"):
@@ -155,6 +163,7 @@ def open_store(settings: Settings, embedder: "Embedder | None", *, create: bool 
     path = keyword_index_path(settings, collection.id)
     _remove_orphan_indexes(path.parent, {str(getattr(c, "id", "")) for c in listed} | {str(collection.id)})
     keyword = KeywordIndex(path)
+    _record_collection(settings, name, str(collection.id))
     return DocumentStore(client, collection, embedder, keyword, recheck_seconds=RECHECK_SECONDS if settings.chroma_url else None)
 
 
@@ -164,6 +173,79 @@ def keyword_index_path(settings: Settings, collection_id) -> Path:
     "local" for the embedded store, else a digest of RAG_CHROMA_URL."""
     where = "local" if not settings.chroma_url else hashlib.sha256(settings.chroma_url.encode()).hexdigest()[:12]
     return settings.keyword_dir / where / f"{collection_id}.sqlite3"
+
+
+def _names_path(settings: Settings) -> Path:
+    return keyword_index_path(settings, "x").parent / "collections.json"
+
+
+def _read_names(settings: Settings) -> dict[str, str]:
+    try:
+        names = json.loads(_names_path(settings).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return names if isinstance(names, dict) else {}
+
+
+def _record_collection(settings: Settings, name: str, collection_id: str | None) -> None:
+    """Remember which index file is `name`'s (None: forget it), for `listed_documents`. Best
+    effort: a lost update only sends the next listing the slow way, which records it again."""
+    names = _read_names(settings)
+    if names.get(name) == collection_id:
+        return
+    if collection_id is None:
+        names.pop(name, None)
+    else:
+        names[name] = collection_id
+    path = _names_path(settings)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(names, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def listed_documents(settings: Settings) -> "tuple[str, list[DocumentInfo]] | None":
+    """(collection name, its documents) read from our own keyword index file, without importing
+    chromadb; None when that file cannot answer for the collection (a Chroma server, which other
+    machines write to; no record of the collection; a write in flight or cut short; a file from
+    before the catalog). Then `open_store(...).documents()` asks Chroma, the truth."""
+    if settings.chroma_url or not settings.chroma_dir.is_dir():
+        return None
+    collection_id = _read_names(settings).get(settings.collection)
+    if not collection_id:
+        return None
+    path = keyword_index_path(settings, collection_id)
+    if not path.is_file():
+        return None
+    try:
+        index = KeywordIndex(path)
+        try:
+            versions = index.catalog()
+        finally:
+            index.close()
+        return None if versions is None else (settings.collection, _document_infos(versions))
+    except (sqlite3.Error, OSError, ValueError, KeyError, TypeError):  # unreadable or damaged: ask Chroma
+        return None
+
+
+def _document_infos(versions) -> list[DocumentInfo]:
+    """DocumentInfo per document from (doc_id, doc_hash, chunks stored, metadata) per version,
+    in storage order: the newest version's source and report are the document's."""
+    chunks: Counter = Counter()
+    sources: dict[str, str] = {}
+    reads: dict[str, ReadReport | None] = {}
+    complete: dict[str, bool] = {}
+    for doc_id, doc_hash, n, meta in versions:
+        chunks[doc_id] += n
+        sources[doc_id] = meta["source"]
+        reads[doc_id] = ReadReport.from_metadata(meta)
+        complete[doc_id] = doc_id not in complete and n == meta["chunk_count"]
+    infos = [DocumentInfo(doc_id=d, source=sources[d], chunks=n, complete=complete[d], read=reads[d])
+             for d, n in chunks.items()]
+    return sorted(infos, key=lambda d: d.source)
 
 
 def _remove_orphan_indexes(folder: Path, live_ids: set[str]) -> None:
@@ -267,23 +349,23 @@ class DocumentStore:
             batch_ids = ids[start : start + batch_size]
             texts = [indexed_text(c.page_content, c.metadata) for c in batch]
             t0 = time.perf_counter()
-            embeddings = self.embedder.embeddings.embed_documents(texts)
+            vectors = self.embedder.embeddings.embed_documents(texts)
             t1 = time.perf_counter()
-            self.collection.upsert(
-                ids=batch_ids,
-                embeddings=embeddings,
-                documents=[c.page_content for c in batch],
-                metadatas=[c.metadata for c in batch],
-            )
-            self.keyword.add(batch_ids, texts)  # after Chroma: the index never holds more
+            metadatas = [c.metadata for c in batch]
+            with self.keyword.writing():
+                self.collection.upsert(
+                    ids=batch_ids, embeddings=vectors, documents=[c.page_content for c in batch], metadatas=metadatas
+                )
+                self.keyword.add(batch_ids, texts, metadatas)  # after Chroma: the index never holds more
             self.timings["embed"] += t1 - t0
             self.timings["write"] += time.perf_counter() - t1
 
     def delete_ids(self, ids: list[str]) -> None:
         for start in range(0, len(ids), PAGE):
             batch = ids[start : start + PAGE]
-            self.collection.delete(ids=batch)
-            self.keyword.remove(batch)
+            with self.keyword.writing():
+                self.collection.delete(ids=batch)
+                self.keyword.remove(batch)
 
     def delete_other_versions(self, doc_id: str, keep_hash: str) -> None:
         where = {"$and": [{"doc_id": doc_id}, {"doc_hash": {"$ne": keep_hash}}]}
@@ -303,10 +385,12 @@ class DocumentStore:
     # --- the keyword index -------------------------------------------------------------------
     def keyword_index(self) -> KeywordIndex:
         """The keyword index, first repaired if it is out of step with the collection: when the
-        chunk counts differ (another process wrote, or a crash fell between the two writes), and
-        in server mode every `recheck_seconds` as well. Costs two counts when nothing changed."""
+        chunk counts differ (another process wrote, or a crash fell between the two writes), when
+        a write was cut short or its catalog lacks some chunk's document version, and in server
+        mode every `recheck_seconds` as well. Costs two counts and two lookups when nothing changed."""
         due = self.recheck_seconds is not None and time.monotonic() - self._checked > self.recheck_seconds
-        if due or self.keyword.count() != self.collection.count():
+        if (due or self.keyword.count() != self.collection.count() or self.keyword.has_leftover_markers()
+                or not self.keyword.catalog_complete()):
             self.sync_keyword_index()
         return self.keyword
 
@@ -315,14 +399,14 @@ class DocumentStore:
         texts), drop what is gone. Returns (added, removed)."""
         with self._sync_lock:
             ids = [cid for got in self.pages([]) for cid in got["ids"]]
-            result = self.keyword.sync(ids, self._indexed_texts)
+            result = self.keyword.sync(ids, self._indexed_texts, catalog=True)
             self._checked = time.monotonic()
             return result
 
-    def _indexed_texts(self, ids: list[str]) -> dict[str, str]:
+    def _indexed_texts(self, ids: list[str]) -> dict[str, tuple[str, dict]]:
         got = self.collection.get(ids=ids, include=["documents", "metadatas"])
         return {
-            cid: indexed_text(text or "", meta or {})
+            cid: (indexed_text(text or "", meta or {}), dict(meta or {}))
             for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"])
         }
 
@@ -362,30 +446,13 @@ class DocumentStore:
         return _chunks(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
 
     def documents(self) -> list[DocumentInfo]:
-        chunks: Counter = Counter()
-        sources: dict[str, str] = {}
-        reads: dict[str, ReadReport | None] = {}
-        versions: dict[str, Counter] = defaultdict(Counter)
-        expected: dict[tuple[str, str], int] = {}
+        """Every document, read from Chroma (the truth; `listed_documents` is the fast copy)."""
+        versions: dict[tuple[str, str], list] = {}
         for m in self._all_metadatas():
-            doc_id = m["doc_id"]
-            chunks[doc_id] += 1
-            sources[doc_id] = m["source"]
-            reads[doc_id] = ReadReport.from_metadata(m)
-            versions[doc_id][m["doc_hash"]] += 1
-            expected[doc_id, m["doc_hash"]] = m["chunk_count"]
-        infos = [
-            DocumentInfo(
-                doc_id=doc_id,
-                source=sources[doc_id],
-                chunks=n,
-                complete=len(versions[doc_id]) == 1
-                and all(expected[doc_id, h] == c for h, c in versions[doc_id].items()),
-                read=reads[doc_id],
-            )
-            for doc_id, n in chunks.items()
-        ]
-        return sorted(infos, key=lambda d: d.source)
+            entry = versions.setdefault((m["doc_id"], m["doc_hash"]), [0, m])
+            entry[0] += 1
+            entry[1] = m
+        return _document_infos((d, h, n, m) for (d, h), (n, m) in versions.items())
 
     def head(self, n: int) -> list[tuple[str, str, dict]]:
         """(source, text, metadata) of up to n stored chunks, in storage order: a cheap sample

@@ -9,6 +9,7 @@ chunking is real) with hashed word vectors, which load and embed in milliseconds
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -237,3 +238,167 @@ def child_env(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+# --------------------------------------------------------------------------------------------
+# a real browser (Debian chromium + Playwright) on the app served in-process: the fixtures of
+# tests/test_browser*.py. `RAG_SCREENSHOT=1` (read at import: the autouse _isolated_env fixture
+# removes every RAG_* variable before a test) makes those tests write docs/screenshot*.png.
+
+SCREENSHOT = os.environ.get("RAG_SCREENSHOT") == "1"
+FACT = "The warehouse in Tromsø was closed in March because of flooding."
+CHROMIUM = "/usr/bin/chromium"
+EMOJI_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-background-networking",  # without these chromium floods a closed network
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def _tail(text: str, n: int = 1500) -> str:
+    return (text or "")[-n:]
+
+
+def _apt_install(packages: list[str]) -> None:
+    """apt-get update + install, as root, each step bounded; pytest.fail with the reason otherwise."""
+    what = " ".join(packages)
+    if os.name != "posix" or os.geteuid() != 0:
+        pytest.fail(f"the browser tests need {what}, and this is not root, so they cannot be installed: "
+                    f"run `sudo apt-get update && sudo apt-get install -y {what}` and re-run")
+    if shutil.which("apt-get") is None:
+        pytest.fail(f"the browser tests need {what}, and there is no apt-get to install it with")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", *packages]):
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=False)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"`{' '.join(cmd)}` did not finish within 600 s; install {what} by hand")
+        if proc.returncode != 0:
+            pytest.fail(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}; the browser tests "
+                        f"need {what}:\n{_tail(proc.stdout)}\n{_tail(proc.stderr)}")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, installed with apt-get if it is missing; a clear failure if it cannot be.
+    For the screenshot also a colour emoji font, or the status icons (✅ added) render as boxes."""
+    packages = [] if Path(CHROMIUM).exists() else ["chromium"]
+    if SCREENSHOT and not Path(EMOJI_FONT).exists():
+        packages.append("fonts-noto-color-emoji")
+    if packages:
+        _apt_install(packages)
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"apt-get installed chromium but {CHROMIUM} is still missing")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")  # Playwright's sync API runs an event loop until closed: not past this module
+def browser(chromium):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright package is missing: pip install -e '.[test]'")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def launched_app(demo, **launch):
+    """A built Gradio app served in-process on a free loopback port; its URL."""
+    port = free_port()
+    demo.queue()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def app_url(request, tmp_path):
+    """The whole app (real embedder, packaged model), with the page's CSS and JS; a test module's
+    APP_SETTINGS (a dict) adds settings."""
+    from rag.app.web import CSS, JS, build_app
+
+    extra = getattr(request.module, "APP_SETTINGS", {})
+    demo = build_app(Settings(data_dir=tmp_path / "data", collection="browser", temperature=0.0, **extra))
+    with launched_app(demo, css=CSS, js=JS) as url:
+        yield url
+
+
+def open_page(browser, url: str, width: int = 1400, height: int = 900):
+    """(context, page): the app opened in a fresh browser context, its question box shown.
+    Close the context when done."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#question textarea").wait_for(state="visible")
+    return context, page
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context, page = open_page(browser, app_url)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def report_pdf(tmp_path) -> Path:
+    return docgen.make_pdf(
+        tmp_path / "upload" / "report.pdf",
+        [
+            "Quarterly report. Revenue grew in the northern region.",
+            FACT,
+            "Appendix: the auditor was Karin Lindqvist.",
+        ],
+    )
+
+
+@pytest.fixture
+def scripted_app(tmp_path, monkeypatch):
+    """The app in-process, its chat answering with `replies` (a list the test fills); every chain
+    the page asks for is recorded with the settings it was built with."""
+    from fakes import slow_scripted_llm
+    from rag.chain import QAChain
+    from rag.app.web import build_app
+
+    demo = build_app(Settings(data_dir=tmp_path / "data", collection="browser", temperature=0.0))
+    ws = demo.workspace
+    real = ws.chain
+    state = {"replies": [], "settings": [], "overrides": []}
+
+    def chain(session, chosen, overrides=None):
+        state["overrides"].append(dict(overrides or {}))
+        made = real(session, chosen, overrides)  # the real chain: a backend error is raised here
+        state["settings"].append(made.settings)
+        replies = state["replies"].pop(0)  # a reply, or (rewrite, reply) for a follow-up
+        replies = (replies,) if isinstance(replies, str) else replies
+        return QAChain(made.retriever, slow_scripted_llm(*replies, delay=0.2), made.settings)
+
+    monkeypatch.setattr(ws, "chain", chain)
+    with launched_app(demo) as url:
+        yield url, state
+
+
+@pytest.fixture
+def scripted_page(browser, scripted_app):
+    url, state = scripted_app
+    context, page = open_page(browser, url)
+    try:
+        yield page, state
+    finally:
+        context.close()

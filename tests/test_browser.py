@@ -1,7 +1,7 @@
 """The Gradio app in a real browser: upload a PDF, ask, watch the answer stream, check sources.
 
 Chromium comes from Debian (`playwright install` needs a download this project does not rely
-on); the fixture installs it with apt-get when it is missing, and fails if it cannot. The app
+on); the fixture (tests/conftest.py) installs it with apt-get when it is missing, and fails if it cannot. The app
 runs in-process on a free loopback port with the real embedder and the default packaged model
 (Gemma 3 270M); the tests of streaming, the Settings tab and the Collection tab replace the
 chain's model with a scripted one (tests/fakes.py), so what they see does not depend on it.
@@ -12,131 +12,21 @@ chain's model with a scripted one (tests/fakes.py), so what they see does not de
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
 import time
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-import docgen
-from conftest import free_port
+from conftest import SCREENSHOT
 from rag.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-# read at import: the autouse _isolated_env fixture removes every RAG_* variable before a test
-SCREENSHOT = os.environ.get("RAG_SCREENSHOT") == "1"
 SCREENSHOT_PATH = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
-
-CHROMIUM = "/usr/bin/chromium"
-EMOJI_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless=new",
-    "--disable-gpu",
-    "--disable-background-networking",  # without these chromium floods a closed network
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-FACT = "The warehouse in Tromsø was closed in March because of flooding."
 QUESTION = "Why was the warehouse in Tromsø closed?"
 ANSWER_TIMEOUT_S = 300  # a small local model on a shared 2-core CPU
 UPLOAD_TIMEOUT_MS = 180_000  # first upload loads the embedder
-
-
-def _tail(text: str, n: int = 1500) -> str:
-    return (text or "")[-n:]
-
-
-def _apt_install(packages: list[str]) -> None:
-    """apt-get update + install, as root, each step bounded; pytest.fail with the reason otherwise."""
-    what = " ".join(packages)
-    if os.name != "posix" or os.geteuid() != 0:
-        pytest.fail(f"the browser tests need {what}, and this is not root, so they cannot be installed: "
-                    f"run `sudo apt-get update && sudo apt-get install -y {what}` and re-run")
-    if shutil.which("apt-get") is None:
-        pytest.fail(f"the browser tests need {what}, and there is no apt-get to install it with")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", *packages]):
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=False)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"`{' '.join(cmd)}` did not finish within 600 s; install {what} by hand")
-        if proc.returncode != 0:
-            pytest.fail(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}; the browser tests "
-                        f"need {what}:\n{_tail(proc.stdout)}\n{_tail(proc.stderr)}")
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's chromium, installed with apt-get if it is missing; a clear failure if it cannot be.
-    For the screenshot also a colour emoji font, or the status icons (✅ added) render as boxes."""
-    packages = [] if Path(CHROMIUM).exists() else ["chromium"]
-    if SCREENSHOT and not Path(EMOJI_FONT).exists():
-        packages.append("fonts-noto-color-emoji")
-    if packages:
-        _apt_install(packages)
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"apt-get installed chromium but {CHROMIUM} is still missing")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")  # Playwright's sync API runs an event loop until closed: not past this module
-def browser(chromium):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing: pip install -e '.[test]'")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def app_url(tmp_path):
-    from rag.app.web import CSS, JS, build_app
-
-    demo = build_app(Settings(data_dir=tmp_path / "data", collection="browser", temperature=0.0))
-    port = free_port()
-    demo.queue()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS, js=JS)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
-
-
-@pytest.fixture
-def page(browser, app_url):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(app_url, wait_until="domcontentloaded")
-    page.locator("#question textarea").wait_for(state="visible")
-    try:
-        yield page
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def report_pdf(tmp_path) -> Path:
-    return docgen.make_pdf(
-        tmp_path / "upload" / "report.pdf",
-        [
-            "Quarterly report. Revenue grew in the northern region.",
-            FACT,
-            "Appendix: the auditor was Karin Lindqvist.",
-        ],
-    )
 
 
 def upload(page, path: Path) -> None:
@@ -226,54 +116,9 @@ def test_document_table_lists_and_deletes_upload(page, report_pdf):
 
 
 # ------------------------------------------------------------------ test-mending (issue 17)
-# The chain's model replaced by a scripted one that streams slowly, so streaming is observable
-# and the Sources panel's content is known; everything else (page, events, Workspace, retrieval,
-# citation checking) is the real app.
-
-@pytest.fixture
-def scripted_app(tmp_path, monkeypatch):
-    """The app in-process, its chat answering with `replies` (a list the test fills); every chain
-    the page asks for is recorded with the settings it was built with."""
-    from fakes import slow_scripted_llm
-    from rag.chain import QAChain
-    from rag.app.web import build_app
-
-    demo = build_app(Settings(data_dir=tmp_path / "data", collection="browser", temperature=0.0))
-    ws = demo.workspace
-    real = ws.chain
-    state = {"replies": [], "settings": [], "overrides": []}
-
-    def chain(session, chosen, overrides=None):
-        state["overrides"].append(dict(overrides or {}))
-        made = real(session, chosen, overrides)  # the real chain: a backend error is raised here
-        state["settings"].append(made.settings)
-        replies = state["replies"].pop(0)  # a reply, or (rewrite, reply) for a follow-up
-        replies = (replies,) if isinstance(replies, str) else replies
-        return QAChain(made.retriever, slow_scripted_llm(*replies, delay=0.2), made.settings)
-
-    monkeypatch.setattr(ws, "chain", chain)
-    port = free_port()
-    demo.queue()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/", state
-    finally:
-        demo.close()
-
-
-@pytest.fixture
-def scripted_page(browser, scripted_app):
-    url, state = scripted_app
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url, wait_until="domcontentloaded")
-    page.locator("#question textarea").wait_for(state="visible")
-    try:
-        yield page, state
-    finally:
-        context.close()
-
+# The chain's model replaced by a scripted one that streams slowly (conftest's scripted_app), so
+# streaming is observable and the Sources panel's content is known; everything else (page,
+# events, Workspace, retrieval, citation checking) is the real app.
 
 def ask(page, question: str) -> None:
     page.locator("#question textarea").fill(question)
@@ -339,14 +184,14 @@ def test_settings_tab_changes_k_fusion_backend_and_temperature(scripted_page, re
     t_input.press("Enter")
     page.wait_for_timeout(500)
 
-    state["replies"].append((QUESTION, "It flooded in March [1][2][3]."))  # a follow-up: rewrite, then answer
+    state["replies"].append("It flooded in March [1][2][3].")  # asked again, self-contained: no rewrite
     ask(page, QUESTION)
     deadline = time.monotonic() + ANSWER_TIMEOUT_S
     while len(state["settings"]) < 2 or "March" not in page.locator("#chat").inner_text():
         if time.monotonic() > deadline:
             pytest.fail(f"no second answer; chat: {page.locator('#chat').inner_text()!r}")
         time.sleep(0.1)
-    wait_for_sources(page, "2 cited of 2 retrieved")  # each answer keeps its own sources: the newest one's
+    wait_for_sources(page, "of 2 retrieved")  # each answer keeps its own sources: the newest one's
     text = page.locator("#sources details.turn-sources").last.inner_text()
     second = state["settings"][-1]
     assert (second.k, second.hybrid, second.llm, second.temperature) == (2, False, "local", 0.7)
@@ -388,3 +233,39 @@ def test_typing_a_new_collection_creates_and_uses_it(scripted_page, report_pdf, 
     state["replies"].append("It flooded [1].")
     ask(page, QUESTION)
     wait_for_sources(page, "report.pdf, page 2")
+
+
+def test_example_questions_come_from_the_documents_and_a_collection_switch_says_what_it_did(scripted_page, report_pdf,
+                                                                                            tmp_path):
+    """Issue 15: the empty chat names what is loaded and offers example questions drawn from it (no
+    LLM); clicking one asks it; switching collection says so and starts over."""
+    page, state = scripted_page
+    faq = tmp_path / "upload" / "visitor-faq.md"
+    faq.write_text("# Visitor FAQ\n\n## When does the ferry to Skarvøy leave?\n\nAt 09:15 from pier 2.\n\n"
+                   "## Can I bring a dog on the island?\n\nYes, on a lead.\n", encoding="utf-8")
+    upload(page, report_pdf)
+    upload(page, faq)
+    chat = page.locator("#chat")
+    chat.filter(has_text="2 documents loaded").wait_for(timeout=60_000)
+    assert "report.pdf" in chat.inner_text() and "visitor-faq.md" in chat.inner_text()
+    examples = chat.locator("button.example")
+    examples.first.wait_for()
+    shown = [" ".join(t.split()) for t in examples.all_inner_texts()]
+    assert len(shown) == 3, shown
+    assert any(q in shown for q in ("When does the ferry to Skarvøy leave?", "Can I bring a dog on the island?")), shown
+    assert any("report" in q.lower() for q in shown), shown  # one per document while others remain
+
+    state["replies"].append("The ferry leaves at 09:15 from pier 2 [1].")
+    examples.first.click()  # asks it
+    chat.locator(".user-row").filter(has_text=shown[0]).wait_for(timeout=30_000)
+    wait_for_sources(page, " cited of ")
+    assert state["settings"], "clicking the example asked nothing"
+
+    page.get_by_role("tab", name="Collection").click()
+    name_box = page.get_by_label("Collection to chat with (type a new name to create one)")
+    name_box.fill("empty-shelf")
+    name_box.press("Enter")
+    page.get_by_role("button", name="Use this collection").click()
+    page.get_by_text("Now asking collection 'empty-shelf' (0 documents)").first.wait_for(timeout=30_000)
+    chat.filter(has_text="No documents yet").wait_for(timeout=30_000)
+    assert chat.locator("button.example").count() == 0

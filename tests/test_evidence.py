@@ -8,9 +8,10 @@ import pytest
 
 import docgen
 from fakes import NeverCalled, scripted_llm
-from rag.chain import UNSURE, QAChain, make_chain
+from rag.answerability import has_asked_kind
+from rag.chain import SAYS, UNSURE, QAChain, make_chain
 from rag.debris import strip_debris
-from rag.evidence import select_evidence, sentence_spans, split_passages
+from rag.evidence import select_evidence, sentence_spans, split_passages, within_margin
 from rag.followup import refers_back
 from rag.retrieval import Retriever
 from rag.schema import SearchHit
@@ -37,6 +38,7 @@ ammonia: it clouds the glass. Replace the bulb after 4,000 hours of burning.
 The tower was designed by Ingrid Solberg and first lit in 1868.
 """
 LENS = "How often are the lens prisms cleaned?"
+UNANSWERABLE = "Who replaced the bulb in 1990?"
 
 
 def hit(n: int, text: str) -> SearchHit:
@@ -111,14 +113,62 @@ def test_one_shared_word_is_not_support(embedder):
 
 # ------------------------------------------------------------------ the chain's statuses
 
-def test_wrong_answer_falls_back_to_quoting_the_evidence(store, handbook):
+def test_wrong_answer_is_replaced_by_the_evidence_sentence(store, handbook):
+    """The evidence answers the question (the gate lets it through) but the draft does not check
+    out: the best sentence itself, verbatim, is the answer."""
     chain = QAChain(Retriever(store, handbook), scripted_llm("The prisms are cleaned every 1000 hours [2]."), handbook)
     answer = chain.ask(LENS)
-    assert answer.status == "unsure" and not answer.refused
-    assert answer.answer.startswith(f"{UNSURE} “Clean the lens prisms every Monday")
-    assert answer.answer.endswith("” [1]")
+    assert answer.status == "answered" and not answer.refused
+    assert answer.answer.startswith(f"{SAYS} “Clean the lens prisms every Monday")
+    assert answer.answer.endswith("” [1]") and "1000" not in answer.answer
     (c,) = answer.citations
     assert c.text[c.quote_start : c.quote_end] == c.quote and c.quote.startswith("Clean the lens prisms")
+
+
+def test_a_claim_copied_from_a_far_weaker_sentence_is_not_accepted(store, handbook):
+    """README's sample question got a claim copied from a weaker sentence of the passages (the
+    light's range); here, "every 20 seconds" from the sentence about the lens turning: it is in
+    the passages, but far from the question. Only sentences within the
+    margin of the best are shown to the model and may carry a claim."""
+    chain = QAChain(Retriever(store, handbook), scripted_llm("every 20 seconds [1]"), handbook)
+    answer = chain.ask(LENS)
+    assert "20 seconds" not in answer.answer and "every Monday" in answer.answer, answer.answer
+    scored = select_evidence(LENS, answer.passages, chain.embeddings, top=4)
+    assert len(within_margin(scored)) < len(scored)  # the lens-turning sentence was left out
+
+
+def test_a_draft_without_what_was_asked_for_is_replaced(store, handbook):
+    """A "when" question answered with no date: the sentence that has it answers instead."""
+    chain = QAChain(Retriever(store, handbook), scripted_llm("The tower was first lit [1]."), handbook)
+    answer = chain.ask("When was the tower first lit?")
+    assert answer.status == "answered" and "1868" in answer.answer, answer.answer
+
+
+@pytest.mark.parametrize("question, sentence, expected", [
+    ("When was the tower first lit?", "It was first lit in 1868.", 1.0),
+    ("When was the tower first lit?", "The tower was first lit by its keeper.", 0.0),
+    ("When is the lens cleaned?", "The lens is cleaned every Tuesday.", 1.0),
+    ("When is the lens cleaned?", "The lens is cleaned after a storm.", 1.0),
+    ("How many keepers lived there?", "Three keepers lived there.", 1.0),
+    ("Who designed the tower?", "The tower was designed by Ingrid Solberg.", 1.0),
+    ("Who designed the tower?", "The tower was designed in a hurry.", 0.0),
+    ("Why is ammonia not used?", "It clouds the glass.", 1.0),
+])
+def test_has_asked_kind(question, sentence, expected):
+    assert has_asked_kind(question, sentence) == expected
+
+
+def test_on_topic_question_without_its_answer_is_unsure_before_any_llm_call(store, handbook):
+    """SQuAD-2.0 style: the handbook is about the tower, but says nothing of
+    who replaced its bulb in 1990; the calibrated confidence gate stops it before the model (NeverCalled)."""
+    answer = QAChain(Retriever(store, handbook), NeverCalled(), handbook).ask(UNANSWERABLE)
+    assert answer.status == "unsure" and answer.answer.startswith(UNSURE), answer.answer
+    assert answer.citations[0].quote
+
+
+def test_heading_lines_are_not_evidence():
+    text = "Climbing the tower\n\nThe tower has 112 steps and no lift."
+    assert [s.text for s in split_passages([hit(1, text)])] == ["The tower has 112 steps and no lift."]
 
 
 def test_model_saying_it_does_not_know_is_unsure(store, handbook):
@@ -219,12 +269,12 @@ def test_sources_panel_and_cli_show_the_quote(store, handbook, capsys):
     from rag.app.sources_view import passages_of, render_turn
 
     def panel(answer) -> str:
-        return render_turn(0, LENS, passages_of(answer), answer.refused, True, answer.status)
+        return render_turn(0, "question", passages_of(answer), answer.refused, True, answer.status)
 
     answer = QAChain(Retriever(store, handbook), scripted_llm("every Monday"), handbook).ask(LENS)
     (c,) = answer.citations
     assert f"<mark>{' '.join(c.quote.split())}</mark>" in panel(answer)
     _print_sources(answer)
     assert f"“{' '.join(c.quote.split())}”" in capsys.readouterr().out
-    unsure = QAChain(Retriever(store, handbook), scripted_llm("every 1000 hours"), handbook).ask(LENS)
+    unsure = QAChain(Retriever(store, handbook), NeverCalled(), handbook).ask(UNANSWERABLE)
     assert unsure.status == "unsure" and "<b>Not sure.</b>" in panel(unsure) and "<mark>" in panel(unsure)

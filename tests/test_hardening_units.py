@@ -196,6 +196,43 @@ def test_many_paragraphs_under_the_bound_load_quickly(tmp_path):
     assert sections and time.monotonic() - start < 20
 
 
+def _hostile_html(n: int, encoding: str = "utf-8") -> bytes:
+    return ("<html><body>" + "<p>x</p>" * n + "</body></html>").encode(encoding)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_html_of_too_many_elements_fails_fast_with_a_reason(tmp_path, encoding):
+    """2,000,000 empty <p> (16 MB, under RAG_MAX_FILE_MB) took 74 s and 2.3 GB to parse before."""
+    bomb = tmp_path / "many.html"
+    bomb.write_bytes(_hostile_html(2_000_000, encoding))
+    start = time.monotonic()
+    with pytest.raises(LoadError, match="more than 200,000 HTML elements"):
+        load_file(bomb)
+    assert time.monotonic() - start < 15
+
+
+def test_html_under_the_element_bound_loads(tmp_path):
+    page = tmp_path / "long.html"
+    page.write_text("<html><body><h1>Log</h1>" + "".join(f"<p>Entry {i}: lamp lit.</p>" for i in range(5_000))
+                    + "</body></html>", encoding="utf-8")
+    sections = load_file(page)
+    assert sections and "Entry 4999: lamp lit." in sections[-1].page_content
+
+
+def test_epub_whose_chapters_hold_too_many_elements_fails_with_a_reason(tmp_path):
+    import random
+
+    from docgen_scans import make_epub
+
+    rng = random.Random(7)  # varied words: the zip's compression ratio stays under the zip-bomb limit
+    chapter = "".join(f"<p>{rng.getrandbits(40):x}</p>" for _ in range(70_000))
+    book = make_epub(tmp_path / "many.epub", [(f"Part {i}", chapter) for i in range(1, 4)])
+    start = time.monotonic()
+    with pytest.raises(LoadError, match="more than 200,000 HTML elements in its chapters"):
+        load_file(book)
+    assert time.monotonic() - start < 30
+
+
 # --------------------------------------------------------------------------- the raw upload route's budget
 
 def test_upload_route_is_charged_and_refused_with_a_reason(tmp_path):

@@ -174,12 +174,12 @@ def test_sources_panel_says_when_a_citation_was_matched_by_content(workspace, se
     assert "report.pdf, page 2" in sources and "matched by content (the model cited nothing)" in sources
 
 
-def test_sources_panel_when_nothing_checks_out(workspace, settings, monkeypatch):
-    """The model's reply matches nothing in the passages: the answer says "Not sure" and quotes the
-    closest evidence, and the sources say so."""
+def test_sources_panel_when_the_draft_does_not_check_out(workspace, settings, monkeypatch):
+    """The model's reply matches nothing in the passages, which do answer the question: the answer
+    is the passage's own sentence, quoted, and the sources show the quote."""
     answer, sources = turn_with(workspace, settings, monkeypatch, ["Nobody knows."], "Why was the warehouse in Tromsø closed?")
-    assert answer.startswith("Not sure. Your documents say:") and "Nobody" not in answer
-    assert sources.startswith("**Not sure.**") and "Quote: “" in sources
+    assert answer.startswith("Your documents say: “The warehouse in Tromsø was closed in March") and "Nobody" not in answer
+    assert "Quote: “The warehouse in Tromsø was closed" in sources
 
 
 # ------------------------------------------------------------------ rag chat after a backend error

@@ -106,11 +106,13 @@ def test_named_endpoints(app):
 def test_upload_reports_each_file_and_lists_it(alice):
     assert SECRET_PDF in alice["report"] and "added" in alice["report"]
     rows = {row[0]: row for row in alice["table"]["data"]}
-    assert rows[SECRET_PDF][2] == "yours" and rows[SECRET_PDF][1] >= 1
-    assert rows["handbook.md"][2] == "shared (read-only)"
+    assert alice["table"]["headers"] == ["document", "chunks", "read", "access", ""]
+    assert rows[SECRET_PDF][3] == "yours" and rows[SECRET_PDF][1] >= 1
+    assert rows[SECRET_PDF][2].startswith("2 pages, ") and rows[SECRET_PDF][4] == "delete"  # what reading found
+    assert rows["handbook.md"][3] == "shared (read-only)" and "chars" in rows["handbook.md"][2]
     assert [c[0] for c in alice["choices"]["choices"]] == [SECRET_PDF]  # only her own is deletable
     docs = {d["source"]: d for d in call(alice["client"], api_name="/documents")}
-    assert docs[SECRET_PDF]["deletable"] is True
+    assert docs[SECRET_PDF]["deletable"] is True and docs[SECRET_PDF]["read"].startswith("2 pages, ")
     assert docs["handbook.md"]["deletable"] is False
 
 

@@ -138,10 +138,23 @@ def cmd_search(args) -> int:
     return 0
 
 
-def cmd_docs(args) -> int:
+def _list_documents(args):
+    """(collection name, documents): from our own index file when it can answer (no chromadb
+    import: `rag docs list` in well under a second), else from Chroma, repairing that file."""
+    from rag.store import listed_documents
+
+    listed = listed_documents(_settings(args))
+    if listed is not None:
+        return listed
     _, store = _open(args, create=False, embedder=False)
+    docs = store.documents()
+    store.keyword_index()  # brings the catalog back in step: the next listing is the fast one
+    return store.name, docs
+
+
+def cmd_docs(args) -> int:
     if args.docs_command == "list":
-        docs = store.documents()
+        name, docs = _list_documents(args)
         if args.json:
             print(json.dumps([d.to_json() for d in docs], ensure_ascii=False))
             return 0
@@ -149,8 +162,9 @@ def cmd_docs(args) -> int:
             flag = "" if doc.complete else "  (incomplete: re-run rag ingest on it)"
             read = f"  ({doc.read.describe()})" if doc.read else ""
             print(f"{doc.chunks:>6} chunks  {doc.source}{read}{flag}")
-        print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks in {store.name!r}")
+        print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks in {name!r}")
         return 0
+    _, store = _open(args, create=False, embedder=False)
     if args.docs_command == "delete":
         # Match the source as stored, the same file by path, or a doc id.
         from ingest.pipeline import document_id
@@ -379,15 +393,6 @@ def cmd_eval(args) -> int:
         print(f"  refused           {_fmt(a['refusal_rate'])}")
         print(f"  false refusals    {_fmt(a['false_refusal_rate'])}   (answerable refused)")
         print(f"  correct refusals  {_fmt(a['correct_refusal_rate'])}   (unanswerable refused)")
-        e = a.get("evidence_first")
-        if e:
-            ok, no = e["answerable_status"], e["unanswerable_status"]
-            print(f"  answer contains gold {_fmt(e['answer_contains_gold'])}   quote contains gold {_fmt(e['quote_contains_gold'])}"
-                  f"   EM {_fmt(e['exact_match'])}   F1 {_fmt(e['f1'])}   (all answerable)")
-            for label, r in (("answerable  ", ok), ("unanswerable", no)):
-                print(f"  {label} answered {_fmt(r['answered'])}  unsure {_fmt(r['unsure'])}  refused {_fmt(r['refused'])}")
-            print(f"  time to first token p50 {_fmt(e['first_token_p50'])} s   p90 {_fmt(e['first_token_p90'])} s"
-                  f"   seconds per answer {_fmt(e['seconds_per_answer'])}")
         e = a.get("evidence_first")
         if e:
             ok, no = e["answerable_status"], e["unanswerable_status"]

@@ -176,9 +176,10 @@ class Handlers:
 
     def _doc_row(self, doc, mine: bool) -> list:
         """One naming rule: the file name (the path is in the read column's tooltip-free world only
-        for the owner, via `rag docs list`). Public mode says whose it is; private mode what was read."""
-        third = ("yours" if mine else "shared (read-only)") if self.public else (doc.read.describe() if doc.read else "")
-        return [source_name(doc.source), doc.chunks, third, "delete" if mine else ""]
+        for the owner, via `rag docs list`); what reading it found, as `rag docs list` says it
+        (pages, OCR'd pages, pages without text); in public mode also whose it is."""
+        access = ["yours" if mine else "shared (read-only)"] if self.public else []
+        return [source_name(doc.source), doc.chunks, _read_cell(doc), *access, "delete" if mine else ""]
 
     def doc_sources(self, request: gr.Request, collection: str) -> list[str]:
         """The stored source of each table row, in order (what a row's delete removes)."""
@@ -200,11 +201,11 @@ class Handlers:
         if not docs:
             text = ("**No documents yet.** Add files under *Documents*; then ask about them here. "
                     "Every answer lists the passages it found, and says so when your documents do not hold the answer.")
-            return gr.update(placeholder=text, examples=None)
+            return gr.update(placeholder=text, examples=[])  # None would keep the last collection's examples
         names = ", ".join(inert_line(source_name(d.source)) for d, _ in docs[:6]) + (f" and {len(docs) - 6} more" if len(docs) > 6 else "")
         text = f"**{len(docs)} document{'s' if len(docs) != 1 else ''} loaded:** {names}.\n\nAsk anything about them, or try:"
         examples = [{"text": q} for q in self.starters(request, collection)]
-        return gr.update(placeholder=text, examples=examples or None)
+        return gr.update(placeholder=text, examples=examples)
 
     # --- page events -------------------------------------------------------------------------
     def respond(self, message, chat, history, turns, collection, k, hybrid, backend, model, temperature,
@@ -213,6 +214,9 @@ class Handlers:
         session = self.session(request)
         question = (message or "").strip()
         got: list[Answer] = []
+        # The box is emptied once, as the question is taken; later updates leave it alone, so what
+        # the visitor types meanwhile (refused by `gate`, kept to send) is not wiped.
+        box = ""
         self._busy.add(session)  # gate() did already; an API caller may not have
         try:
             # Whatever the request carries, only what the owner allows is used (rag/policy.py).
@@ -229,17 +233,17 @@ class Handlers:
                         turns = turns + [self._turn(question, got[0], record)]
                         numbers = {p["n"] for p in turns[-1]["passages"]}
                         chat_now[-1]["content"] = link_markers(inert(got[0].answer), len(turns) - 1, numbers)
-                        yield chat_now, history_now, "", render_panel(turns), turns
+                        yield chat_now, history_now, box, render_panel(turns), turns
                     elif first and question:
-                        yield (chat_now, history_now, "",
+                        yield (chat_now, history_now, box,
                                '<p class="src-searching">Searching your documents…</p>' + render_panel(turns), turns)
                     else:
-                        yield chat_now, history_now, "", gr.update(), turns
-                    first = False
+                        yield chat_now, history_now, box, gr.update(), turns
+                    first, box = False, gr.update()
         except RagError as exc:  # a refused model or a quota: said in the chat
             shown_chat = list(chat or []) + [{"role": "user", "content": inert(question)},
                                               {"role": "assistant", "content": f"⚠️ {inert(str(exc))}"}]
-            yield shown_chat, history, "", gr.update(), turns
+            yield shown_chat, history, box, gr.update(), turns
         finally:
             self._busy.discard(session)
 
@@ -345,7 +349,7 @@ class Handlers:
     def ask_delete(self, sources, event: gr.SelectData, request: gr.Request):
         """A click on a row's "delete" cell asks for confirmation; other cells do nothing."""
         row, col = event.index if isinstance(event.index, (list, tuple)) else (event.index, 0)
-        if col != 3 or event.value != "delete" or not (0 <= row < len(sources or [])):
+        if col != len(doc_headers(self.public)) - 1 or event.value != "delete" or not (0 <= row < len(sources or [])):
             return gr.update(), gr.update(), None
         source = sources[row]
         return (gr.update(visible=True),
@@ -425,9 +429,21 @@ class Handlers:
     def documents(self, request: gr.Request) -> list[dict]:
         """The documents this session's questions can read."""
         return [
-            {"source": self.shown(d.source), "chunks": d.chunks, "deletable": mine}
+            {"source": self.shown(d.source), "chunks": d.chunks, "deletable": mine, "read": _read_cell(d)}
             for d, mine in self.ws.documents(self.session(request), None)
         ]
+
+
+def doc_headers(public: bool) -> list[str]:
+    """The documents table's columns; the last one holds each deletable row's "delete"."""
+    return ["document", "chunks", "read", *(["access"] if public else []), ""]
+
+
+def _read_cell(doc) -> str:
+    """What reading the document found, with its warning (e.g. the OCR page limit was reached)."""
+    if doc.read is None:
+        return ""
+    return doc.read.describe() + (f"; {doc.read.warning}" if doc.read.warning else "")
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -533,8 +549,8 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
                     )
                     upload_status = gr.Markdown(elem_id="upload-status")
                     docs_table = gr.Dataframe(
-                        headers=["document", "chunks", "access" if public else "read", ""],
-                        datatype=["str", "number", "str", "str"],
+                        headers=doc_headers(public),
+                        datatype=["str", "number", *["str"] * (len(doc_headers(public)) - 2)],
                         interactive=False,
                         wrap=True,
                         elem_id="documents",
