@@ -59,11 +59,12 @@ def resolve_model(name: str) -> tuple[str, str, bool]:
 
 
 def make_embedder(settings: Settings) -> Embedder:
-    return _load(settings.embedding_model, settings.embedding_batch_size, settings.embedding_backend)
+    return _load(settings.embedding_model, settings.embedding_batch_size, settings.embedding_backend,
+                 settings.embedding_int8_recipe)
 
 
 @lru_cache(maxsize=4)
-def _load(model: str, batch_size: int, backend: str = "torch") -> Embedder:
+def _load(model: str, batch_size: int, backend: str = "torch", recipe: int = 2) -> Embedder:
     name, target, local = resolve_model(model)
     if local:
         # Never reach for the Hub for a model that is on disk (there is no network here).
@@ -71,7 +72,7 @@ def _load(model: str, batch_size: int, backend: str = "torch") -> Embedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if backend == "onnx-int8" and local:
-        return _load_onnx(name, Path(target), batch_size)
+        return _load_onnx(name, Path(target), batch_size, recipe)
     from langchain_huggingface import HuggingFaceEmbeddings
     from transformers.utils import logging as transformers_logging
 
@@ -100,10 +101,10 @@ def _load(model: str, batch_size: int, backend: str = "torch") -> Embedder:
     )
 
 
-def _load_onnx(name: str, folder: Path, batch_size: int) -> Embedder:
+def _load_onnx(name: str, folder: Path, batch_size: int, recipe: int = 2) -> Embedder:
     from rag.onnx_embedding import load_onnx_embeddings
 
-    embeddings, max_length = load_onnx_embeddings(folder, batch_size)
+    embeddings, max_length = load_onnx_embeddings(folder, batch_size, recipe)
     specials = len(embeddings.tokenizer("", add_special_tokens=True)["input_ids"])
     return Embedder(
         name=name,  # the same model as the torch backend: stores stay compatible

@@ -25,10 +25,10 @@ from langchain_core.embeddings import Embeddings
 from rag.cache import cache_root as cache_root_dir
 from rag.errors import ConfigError
 
-#: Bump when the export recipe changes, so cached models are rebuilt. 2 kept the feed-forward
-#: output projections in fp32; 3 quantizes every MatMul (see _export: 1.5x the speed, recall
-#: measured in README). Older recipes stay exportable for benchmarks (`int8_model(version=2)`).
-EXPORT_VERSION = 3
+#: Export recipes, each cached apart: 2 keeps the feed-forward output projections in fp32; 3
+#: quantizes every MatMul (see _export: 1.5x the speed, recall in README). A new recipe gets a
+#: new number, so cached models are rebuilt. RAG_EMBEDDING_INT8_RECIPE chooses (default 2).
+EXPORT_VERSION = 2
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -218,7 +218,7 @@ class OnnxEmbeddings(Embeddings):
         return pooled.astype(np.float32)
 
 
-def load_onnx_embeddings(model_dir: Path, batch_size: int) -> tuple[OnnxEmbeddings, int]:
+def load_onnx_embeddings(model_dir: Path, batch_size: int, recipe: int = EXPORT_VERSION) -> tuple[OnnxEmbeddings, int]:
     """(embeddings, max sequence length incl. special tokens) for a local sentence-transformers folder."""
     from transformers import AutoTokenizer
 
@@ -226,5 +226,5 @@ def load_onnx_embeddings(model_dir: Path, batch_size: int) -> tuple[OnnxEmbeddin
     config_file = model_dir / "sentence_bert_config.json"
     max_length = json.loads(config_file.read_text()).get("max_seq_length", 512) if config_file.exists() else 512
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    path = int8_model(model_dir)
+    path = int8_model(model_dir, recipe)
     return OnnxEmbeddings(path, tokenizer, max_length, batch_size, pooling, normalize), max_length
