@@ -207,9 +207,6 @@ class LocalChatModel(BaseChatModel):
     temperature: float = 0.1
     max_tokens: int = 256
     stop: Optional[list[str]] = None
-    #: A tiny local model answers in its first paragraph, then talks about the passages: the
-    #: answer chain stops reading at the first blank line.
-    answers_in_first_paragraph: bool = True
 
     _loaded: Any = PrivateAttr(default=None)
 
