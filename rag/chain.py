@@ -195,23 +195,22 @@ class QAChain:
 
     def _quoted(self, evidence: list[Sentence], hits, rewritten, timings) -> Answer:
         """Answered with the best evidence sentence, verbatim."""
-        best = evidence[0]
-        start, end, quote = quote_span(hits[best.n - 1].text, [best])
-        text = f"{SAYS} “{_shown(quote)}” [{best.n}]"
-        citation = _citation(best.n, hits, start, end, quote, inferred=False)
-        return Answer(text, [citation], rewritten, status="answered", passages=hits, timings=timings,
-                      evidence=evidence)
+        return _best_sentence_answer(SAYS, "answered", evidence, hits, rewritten, timings)
 
     def _unsure(self, evidence: list[Sentence], hits, rewritten, timings) -> Answer:
         """Not sure: the best evidence sentence, verbatim, with its citation."""
         if not evidence:
             return Answer(REFUSAL, [], rewritten, status="refused", passages=hits, timings=timings)
-        best = evidence[0]
-        start, end, quote = quote_span(hits[best.n - 1].text, [best])
-        text = f"{UNSURE} “{_shown(quote)}” [{best.n}]"
-        citation = _citation(best.n, hits, start, end, quote, inferred=False)
-        return Answer(text, [citation], rewritten, status="unsure", passages=hits, timings=timings,
-                      evidence=evidence)
+        return _best_sentence_answer(UNSURE, "unsure", evidence, hits, rewritten, timings)
+
+
+def _best_sentence_answer(lead: str, status: str, evidence: list[Sentence], hits, rewritten, timings) -> Answer:
+    """`lead “best evidence sentence” [n]`, cited to that sentence as its quote."""
+    best = evidence[0]
+    start, end, quote = quote_span(hits[best.n - 1].text, [best])
+    citation = _citation(best.n, hits, start, end, quote, inferred=False)
+    return Answer(f"{lead} “{_shown(quote)}” [{best.n}]", [citation], rewritten, status=status, passages=hits,
+                  timings=timings, evidence=evidence)
 
 
 def _shown(quote: str) -> str:

@@ -402,3 +402,19 @@ def scripted_page(browser, scripted_app):
         yield page, state
     finally:
         context.close()
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """The ids of every DocumentStore.add_chunks call, in order (the real write still runs)."""
+    from rag.store import DocumentStore
+
+    calls: list[list[str]] = []
+    real = DocumentStore.add_chunks
+
+    def spy(self, chunks, ids, batch_size=256):
+        calls.append(list(ids))
+        return real(self, chunks, ids, batch_size)
+
+    monkeypatch.setattr(DocumentStore, "add_chunks", spy)
+    return calls

@@ -25,20 +25,6 @@ def note(i: int, sentences: int = 3) -> str:
     return f"Note {i}\n\n{body}\n"
 
 
-@pytest.fixture
-def writes(monkeypatch):
-    """The ids of every DocumentStore.add_chunks call, in order (the real write still runs)."""
-    calls: list[list[str]] = []
-    real = DocumentStore.add_chunks
-
-    def spy(self, chunks, ids, batch_size=256):
-        calls.append(list(ids))
-        return real(self, chunks, ids, batch_size)
-
-    monkeypatch.setattr(DocumentStore, "add_chunks", spy)
-    return calls
-
-
 def make_folder(tmp_path, n: int = 60, big_at: int = 20):
     folder = tmp_path / "notes"
     folder.mkdir()

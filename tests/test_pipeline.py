@@ -8,20 +8,6 @@ import docgen
 from rag.store import DocumentStore
 
 
-@pytest.fixture
-def embed_calls(monkeypatch):
-    """Counts chunks sent to the store for embedding (the real add_chunks still runs)."""
-    calls = []
-    real = DocumentStore.add_chunks
-
-    def spy(self, chunks, ids, batch_size=256):
-        calls.append(len(chunks))
-        return real(self, chunks, ids, batch_size)
-
-    monkeypatch.setattr(DocumentStore, "add_chunks", spy)
-    return calls
-
-
 def statuses(report):
     return {r.path.rsplit("/", 1)[-1]: r.status for r in report.files}
 
@@ -49,13 +35,13 @@ def test_pdf_hits_carry_one_based_pages(ingestor, store, corpus):
     assert "flooding" in top.text
 
 
-def test_reingesting_unchanged_files_embeds_nothing(ingestor, store, corpus, embed_calls):
+def test_reingesting_unchanged_files_embeds_nothing(ingestor, store, corpus, writes):
     ingestor.ingest([corpus])
     before = sorted(store.collection.get(include=[])["ids"])
-    embed_calls.clear()
+    writes.clear()
     again = ingestor.ingest([corpus])
     assert set(statuses(again).values()) == {"unchanged"}
-    assert embed_calls == []
+    assert writes == []
     assert again.totals["chunks"] == 0
     assert sorted(store.collection.get(include=[])["ids"]) == before
 
