@@ -28,6 +28,7 @@ RETRIEVAL_KEYS = {"k", "questions", "recall_at_1", "recall_at_k", "mrr", "recall
 ANSWER_KEYS = {
     "model", "questions", "answerable", "unanswerable", "answered", "exact_match", "f1", "contains",
     "all_answerable", "refusal_rate", "false_refusal_rate", "correct_refusal_rate", "seconds_per_question",
+    "evidence_first",
 }
 
 PARAGRAPHS = {
@@ -271,6 +272,12 @@ def test_answers_with_the_packaged_small_model(squad, monkeypatch, capsys):
     words = " ".join(re.findall(r"\w+", lighthouse["answer"].lower()))
     contains = float(answered == 1 and "olav brekke" in words)
     assert answers["all_answerable"]["contains"] == contains
+    # The evidence-first block agrees with the rows: each question's status counted once.
+    evidence = answers["evidence_first"]
+    assert evidence["unanswerable_status"] == {"answered": 0.0, "unsure": 0.0, "refused": 1.0}
+    assert evidence["answerable_status"][lighthouse["status"]] == 1.0
+    assert sum(evidence["answerable_status"].values()) == 1.0
+    assert evidence["answer_contains_gold"] == float("olav brekke" in words)
 
 
 @pytest.mark.slow
