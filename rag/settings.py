@@ -49,8 +49,10 @@ class Settings(BaseSettings):
         description="onnx-int8: the model exported once to an int8 ONNX Runtime model (cached; "
         "local folders only, a Hub name runs on torch). torch: the sentence-transformers model as it is.",
     )
-    embedding_int8_recipe: Literal[2, 3] = Field(
+    embedding_int8_recipe: int = Field(
         2,
+        ge=2,
+        le=3,
         description="onnx-int8 export recipe. 2: the feed-forward output projections stay fp32 (closest "
         "to fp32). 3: every MatMul int8, about 1.5x the ingest speed, recall@4 within about a point; its "
         "cosines move slightly, so the calibrated answerability gate and refusal thresholds must be re-fitted first.",
