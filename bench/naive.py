@@ -93,6 +93,10 @@ def make_llm(model_path: Path, *, n_ctx: int, n_threads: int, temperature: float
     _quiet()
     from langchain_community.llms import LlamaCpp
 
+    from rag.llm.amx import avoid_amx_kernels
+
+    avoid_amx_kernels()  # the same guard as ours: llama.cpp's AMX kernels crash (rag/llm/amx.py)
+
     return LlamaCpp(
         model_path=str(model_path),
         n_ctx=n_ctx,

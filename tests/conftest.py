@@ -187,7 +187,10 @@ def openai_server(tmp_path_factory):
     from rag.llm import resolve_local_model
 
     port = free_port()
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_local_model("smollm2")),
+    # Started through rag.llm.amx's guard, as the product loads models (else SIGILL on AMX CPUs).
+    shim = "import sys; from rag.llm.amx import avoid_amx_kernels; avoid_amx_kernels(); " \
+           "import runpy; runpy.run_module('llama_cpp.server', run_name='__main__')"
+    argv = [sys.executable, "-c", shim, "--model", str(resolve_local_model("smollm2")),
             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
     url = f"http://127.0.0.1:{port}/v1"
     log = tmp_path_factory.mktemp("llama-server") / "server.log"

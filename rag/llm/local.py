@@ -38,6 +38,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import PrivateAttr
 
 from rag.errors import ConfigError, LLMError, one_line
+from rag.llm.amx import avoid_amx_kernels
 from rag.llm.packaged import model_name, resolve_local_model
 from rag.settings import Settings
 
@@ -103,6 +104,7 @@ def _silence_llama_cpp(llama_cpp) -> None:
 def _load(path: str, n_ctx: int) -> Loaded:
     llama_cpp = _import_llama_cpp()
     _silence_llama_cpp(llama_cpp)
+    avoid_amx_kernels()  # else "Illegal instruction" on CPUs with AMX (rag/llm/amx.py)
     try:
         llama = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
