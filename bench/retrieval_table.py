@@ -160,6 +160,8 @@ def main() -> None:
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--no-context", action="store_true",
                         help="ablation: ours without title and heading path in the indexed text")
+    parser.add_argument("--no-heading-ranking", action="store_true",
+                        help="ablation: ours without the third (section heading) ranking of rag.retrieval")
     parser.add_argument("--json", type=Path, help="also write the scores here")
     args = parser.parse_args()
 
@@ -176,6 +178,10 @@ def main() -> None:
 
         rag.context.context_prefix = ingest.chunking.context_prefix = lambda metadata: ""
         ours_dir += "-no-context"
+    if args.no_heading_ranking:
+        from rag.retrieval import Retriever
+
+        Retriever.heading_ranking = False
     sets = [squad_set(p, work) for p in args.squad] + ([] if args.no_structured else structured_sets(work))
     embeddings = None if args.skip_naive else naive.make_embeddings()
     from rag.app.evaluation.running import _PrecomputedQueries
@@ -192,7 +198,8 @@ def main() -> None:
             f"{which} R@1 {r[0]:.3f} R@{K} {r[1]:.3f} MRR {r[2]:.3f}" for which, r in row.items() if which != "questions"
         ), flush=True)
 
-    print(f"\nours: chunk size {size}, overlap {overlap}{' WITHOUT title/heading context' if args.no_context else ''}; k={K}")
+    print(f"\nours: chunk size {size}, overlap {overlap}{' WITHOUT title/heading context' if args.no_context else ''}"
+          f"{' WITHOUT the heading ranking' if args.no_heading_ranking else ''}; k={K}")
     print(f"| set (questions) | naive R@1 | ours R@1 | naive R@{K} | ours R@{K} | naive MRR | ours MRR |")
     print("|---|---|---|---|---|---|---|")
     for name, row in results.items():

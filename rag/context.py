@@ -33,16 +33,28 @@ def readable_title(file_name: str) -> str:
 MAX_PART_CHARS = 150
 
 
+def _part(metadata: dict, key: str) -> str:
+    value = " ".join(str(metadata.get(key) or "").split())
+    if len(value) > MAX_PART_CHARS:
+        value = "…" + value[-MAX_PART_CHARS:] if key == "heading" else value[:MAX_PART_CHARS] + "…"
+    return value
+
+
 def context_prefix(metadata: dict) -> str:
     """The lines put before a chunk's text when it is indexed; "" when there is nothing to add."""
     parts: list[str] = []
     for key in ("title", "sheet", "heading"):
-        value = " ".join(str(metadata.get(key) or "").split())
-        if len(value) > MAX_PART_CHARS:
-            value = "…" + value[-MAX_PART_CHARS:] if key == "heading" else value[:MAX_PART_CHARS] + "…"
+        value = _part(metadata, key)
         if value and not any(value.lower() == p.lower() for p in parts):
             parts.append(value)
     return "\n".join(parts)
+
+
+def heading_label(metadata: dict) -> str:
+    """The chunk's section heading path as it is indexed ("5 The anchor winch > 5.22 Why does
+    the anchor winch run slower in winter?"), without the document title; "" for a chunk under no
+    heading. Embedded on its own for retrieval's heading ranking (rag.retrieval)."""
+    return _part(metadata, "heading")
 
 
 def indexed_text(text: str, metadata: dict) -> str:

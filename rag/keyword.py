@@ -23,6 +23,12 @@ file alone, without importing chromadb (`rag docs list` in a fraction of a secon
 rag.store.listed_documents). It is trusted only when no write is in flight or was cut short: every
 write through the store is bracketed by a marker row (`writing`), which a crash leaves behind;
 then the list comes from Chroma and the repair (`sync`) brings the catalog back in step.
+
+It also keeps one embedding per distinct *section heading* (rag.context.heading_label), for
+retrieval's heading ranking: a few short texts per document, so they live here, next to the chunks
+that name them, rather than in a second Chroma collection. Each chunk row records its heading label
+("" for none), and a label no chunk names any more is dropped with the chunk that last named it.
+The vectors are raw float32 bytes (this module does not import numpy: listing documents stays fast).
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
+
+from rag.context import heading_label
 
 _WORD = re.compile(r"\w+")
 _STOPWORDS = frozenset(
@@ -88,12 +96,16 @@ class KeywordIndex:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS chunk (rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, "
-                             "doc_id TEXT, doc_hash TEXT)")
+                             "doc_id TEXT, doc_hash TEXT, heading TEXT)")
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(chunk)")}
             if "doc_id" not in columns:  # a file from before the catalog: its rows are backfilled by sync
                 self._db.execute("ALTER TABLE chunk ADD COLUMN doc_id TEXT")
                 self._db.execute("ALTER TABLE chunk ADD COLUMN doc_hash TEXT")
+            if "heading" not in columns:  # a file from before heading vectors: NULL = not known
+                self._db.execute("ALTER TABLE chunk ADD COLUMN heading TEXT")
             self._db.execute("CREATE INDEX IF NOT EXISTS chunk_version ON chunk (doc_id, doc_hash)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS chunk_heading ON chunk (heading)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS heading_vector (label TEXT PRIMARY KEY, vector BLOB NOT NULL)")
             self._db.execute("CREATE TABLE IF NOT EXISTS version (doc_id TEXT NOT NULL, doc_hash TEXT NOT NULL, "
                              "meta TEXT NOT NULL, PRIMARY KEY (doc_id, doc_hash))")
             self._db.execute("CREATE TABLE IF NOT EXISTS writing (token TEXT PRIMARY KEY, pid INTEGER, started REAL)")
@@ -107,39 +119,80 @@ class KeywordIndex:
             self._db.close()
 
     # --- writing -------------------------------------------------------------------------
-    def add(self, ids: list[str], texts: list[str], metadatas: list[dict] | None = None) -> None:
+    def add(self, ids: list[str], texts: list[str], metadatas: list[dict] | None = None,
+            heading_vectors: dict[str, bytes] | None = None) -> None:
         """Add or replace chunks (an id already present gets the new text). With the chunks'
-        metadata (as stored in Chroma) the catalog learns their document versions too."""
+        metadata (as stored in Chroma) the catalog learns their document versions and the chunks
+        their heading labels too; `heading_vectors` (label -> float32 bytes) are stored with them."""
         metas = metadatas if metadatas is not None else [{}] * len(ids)
         with self._lock, self._db:
-            self._delete(ids)
+            replaced = self._delete(ids, collect=False)
+            self._put_heading_vectors(heading_vectors or {})
             versions = {}
             for cid, text, meta in zip(ids, texts, metas):
                 version = (meta.get("doc_id"), meta.get("doc_hash"))
-                rowid = self._db.execute("INSERT INTO chunk (id, doc_id, doc_hash) VALUES (?, ?, ?)",
-                                         (cid, *version)).lastrowid
+                rowid = self._db.execute("INSERT INTO chunk (id, doc_id, doc_hash, heading) VALUES (?, ?, ?, ?)",
+                                         (cid, *version, heading_label(meta))).lastrowid
                 self._db.execute("INSERT INTO body (rowid, tokens) VALUES (?, ?)", (rowid, _fts_tokens(text)))
                 if None not in version:
                     versions[version] = _catalog_meta(meta)
             self._db.executemany("INSERT OR REPLACE INTO version (doc_id, doc_hash, meta) VALUES (?, ?, ?)",
                                  [(*v, json.dumps(m, ensure_ascii=False)) for v, m in versions.items()])
+            if replaced:  # the replaced rows' labels may be named by no chunk now
+                self._drop_unused_heading_vectors()
 
     def remove(self, ids: Iterable[str]) -> None:
         with self._lock, self._db:
             self._delete(list(ids))
 
-    def _delete(self, ids: list[str]) -> None:
+    def _delete(self, ids: list[str], collect: bool = True) -> bool:
+        """Delete these chunks' rows; True when there were any. With `collect`, the heading vectors
+        no chunk names any more go too."""
+        deleted = False
         for start in range(0, len(ids), _BATCH):
             batch = ids[start : start + _BATCH]
             marks = ",".join("?" * len(batch))
             rows = [r for (r,) in self._db.execute(f"SELECT rowid FROM chunk WHERE id IN ({marks})", batch)]
             if rows:
+                deleted = True
                 marks = ",".join("?" * len(rows))
                 self._db.execute(f"DELETE FROM body WHERE rowid IN ({marks})", rows)
                 self._db.execute(f"DELETE FROM chunk WHERE rowid IN ({marks})", rows)
         if ids:
             self._db.execute("DELETE FROM version WHERE NOT EXISTS (SELECT 1 FROM chunk WHERE "
                              "chunk.doc_id = version.doc_id AND chunk.doc_hash = version.doc_hash)")
+        if deleted and collect:
+            self._drop_unused_heading_vectors()
+        return deleted
+
+    # --- heading vectors ---------------------------------------------------------------------
+    def heading_vectors(self, labels: Iterable[str]) -> dict[str, bytes]:
+        """The stored vectors (float32 bytes) of these heading labels; a label without one is left out."""
+        labels = [label for label in dict.fromkeys(labels) if label]
+        out: dict[str, bytes] = {}
+        with self._lock:
+            for start in range(0, len(labels), _BATCH):
+                batch = labels[start : start + _BATCH]
+                marks = ",".join("?" * len(batch))
+                out.update(self._db.execute(f"SELECT label, vector FROM heading_vector WHERE label IN ({marks})", batch))
+        return out
+
+    def put_heading_vectors(self, vectors: dict[str, bytes]) -> None:
+        """Store heading vectors (label -> float32 bytes), replacing any of the same label."""
+        with self._lock, self._db:
+            self._put_heading_vectors(vectors)
+
+    def _put_heading_vectors(self, vectors: dict[str, bytes]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO heading_vector (label, vector) VALUES (?, ?)",
+                             [(label, vec) for label, vec in vectors.items() if label])
+
+    def _drop_unused_heading_vectors(self) -> None:
+        """Drop the vectors of labels no chunk names any more. Not while some row's label is unknown
+        (NULL: a row indexed before heading vectors existed), as its label might be any of them."""
+        if self._db.execute("SELECT 1 FROM chunk WHERE heading IS NULL LIMIT 1").fetchone():
+            return
+        self._db.execute("DELETE FROM heading_vector WHERE NOT EXISTS "
+                         "(SELECT 1 FROM chunk WHERE chunk.heading = heading_vector.label)")
 
     @contextmanager
     def writing(self):

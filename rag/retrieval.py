@@ -13,6 +13,24 @@ similarity of the query embedding and the chunk's stored embedding, also for chu
 BM25 found (their embeddings are fetched from Chroma). The fused value is `metadata["rrf"]`, the
 ranks it came from `metadata["dense_rank"]` / `metadata["bm25_rank"]`.
 
+Why a third ranking, by section heading. In a FAQ or a manual whose sections are questions
+("5.22 Why does the anchor winch run slower in winter?"), a reader's question restates one
+section's heading in other words, and the bodies never name their subject: the words it shares
+with the text are the subject's ("anchor winch"), which the heading path gives to every sibling
+section alike. Measured on such sets, the dense ranking mostly had the right section first, but
+BM25 ranked a sibling first, or the chapter's short intro (same words, shorter text: BM25's length
+normalisation), and equal-weight fusion let that noise win. A heading embedded on its own is the
+closest representation of what the section answers, so each candidate is also ranked by its
+*label*'s cosine to the query: its section heading path's (rag.context.heading_label, without the
+document title, which all sections of a document share) when it has one, else its own text's
+(so in a collection mixing plain text with structured documents, a chunk under no heading still
+takes part instead of every headed chunk getting a free vote); ties (chunks of one section) go by
+the chunk's own cosine. The ranking is fused only when some candidate has a heading: for plain
+text (XQuAD, COVID-QA) it would be a second copy of the dense ranking, so retrieval there is
+exactly what it was. The heading vectors are a few short texts per document, embedded at ingest
+and kept in the keyword index file (rag.store.DocumentStore.heading_vectors);
+`metadata["heading_rank"]` is a hit's rank in this list.
+
 The keyword index is rag.keyword's persistent SQLite FTS5 index, kept in step with the collection
 by the store's writes (no rebuild after a change). Its search runs on a worker thread while the
 query is embedded and Chroma searched (SQLite and ONNX Runtime both release the GIL). Hits are
@@ -26,6 +44,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from rag.context import heading_label
 from rag.keyword import tokenize  # noqa: F401  (re-exported: the tokenizer of the keyword index)
 from rag.schema import SearchHit
 from rag.settings import Settings
@@ -71,6 +90,10 @@ def _unit(vector) -> np.ndarray:
 
 
 class Retriever:
+    #: Fuse the heading ranking (see the module docstring) when some candidate has a heading.
+    #: An attribute, not a setting: benchmarks switch it off for an ablation.
+    heading_ranking = True
+
     def __init__(self, store: DocumentStore, settings: Settings):
         self.store = store
         self.settings = settings
@@ -108,6 +131,10 @@ class Retriever:
                 self._collect(chunks, extra)
                 cosine.update({c.id: float(chunks[c.id][2] @ qvec) for c in extra})
             rankings["bm25_rank"] = [cid for cid in keyword if cid in chunks]  # minus any deleted since
+            if self.heading_ranking:
+                by_heading = self._by_heading(chunks, cosine, qvec, n)
+                if by_heading:
+                    rankings["heading_rank"] = by_heading
 
         fused, ranks = rrf(rankings)
         order = sorted(fused, key=lambda cid: (-fused[cid], -cosine[cid])) if hybrid else dense
@@ -132,6 +159,21 @@ class Retriever:
     def _collect(chunks, stored) -> None:
         for chunk in stored:
             chunks[chunk.id] = (chunk.text, chunk.metadata, _unit(chunk.embedding))
+
+    def _by_heading(self, chunks, cosine: dict[str, float], qvec: np.ndarray, n: int) -> list[str]:
+        """The top-n candidates by their label's cosine to the query: the section heading's when
+        the chunk has one, else the chunk's own (ties: the chunk's own cosine); [] when no
+        candidate has a heading."""
+        labels = {cid: heading_label(meta) for cid, (_, meta, _) in chunks.items()}
+        if not any(labels.values()):
+            return []
+        vectors = self.store.heading_vectors(set(labels.values()))
+        label_cosine = {label: float(_unit(v) @ qvec) for label, v in vectors.items()}
+
+        def score(cid: str) -> float:  # a chunk under no heading ("") is its own label
+            return label_cosine.get(labels[cid], cosine[cid])
+
+        return sorted(chunks, key=lambda cid: (-score(cid), -cosine[cid]))[:n]
 
     def _keyword(self, query: str, n: int) -> list[str]:
         """Ids of the top-n BM25 chunks (sharing at least one query term)."""

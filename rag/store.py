@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlparse
 
-from rag.context import indexed_text
+from rag.context import heading_label, indexed_text
 from rag.errors import CollectionNotFoundError, ConfigError, EmbeddingMismatchError, one_line
 from rag.keyword import KeywordIndex
 from rag.schema import DocumentInfo, ReadReport, SearchHit
@@ -343,22 +343,52 @@ class DocumentStore:
         """Embed and upsert; ids are stable, so a rerun after a crash overwrites, never duplicates.
 
         What is embedded and keyword-indexed is each chunk's indexed text (title and heading path
-        in front, rag.context); what is stored as its document is the chunk's own text."""
+        in front, rag.context); what is stored as its document is the chunk's own text. Each
+        section heading not embedded yet is embedded on its own too (one short text per section,
+        none for a document without headings), for retrieval's heading ranking."""
         for start in range(0, len(chunks), batch_size):
             batch = chunks[start : start + batch_size]
             batch_ids = ids[start : start + batch_size]
             texts = [indexed_text(c.page_content, c.metadata) for c in batch]
             t0 = time.perf_counter()
             vectors = self.embedder.embeddings.embed_documents(texts)
+            labels = {heading_label(c.metadata) for c in batch} - {""}
+            headings = self._embed_headings(labels - self.keyword.heading_vectors(labels).keys())
             t1 = time.perf_counter()
             metadatas = [c.metadata for c in batch]
             with self.keyword.writing():
                 self.collection.upsert(
                     ids=batch_ids, embeddings=vectors, documents=[c.page_content for c in batch], metadatas=metadatas
                 )
-                self.keyword.add(batch_ids, texts, metadatas)  # after Chroma: the index never holds more
+                # after Chroma: the index never holds more
+                self.keyword.add(batch_ids, texts, metadatas, heading_vectors=headings)
             self.timings["embed"] += t1 - t0
             self.timings["write"] += time.perf_counter() - t1
+
+    def _embed_headings(self, labels) -> dict[str, bytes]:
+        """label -> its embedding as float32 bytes (how the keyword index file keeps it)."""
+        import numpy as np
+
+        labels = sorted(labels)
+        if not labels:
+            return {}
+        self.timings["heading_texts"] += len(labels)
+        vectors = self.embedder.embeddings.embed_documents(labels)
+        return {label: np.asarray(v, dtype=np.float32).tobytes() for label, v in zip(labels, vectors)}
+
+    def heading_vectors(self, labels) -> dict:
+        """label -> embedding (a float32 array) of these section heading labels (rag.context.
+        heading_label). Normally stored at ingest; any missing (chunks indexed before heading
+        vectors existed, or written by another process to a Chroma server) is embedded now and
+        stored, so the next search finds it."""
+        import numpy as np
+
+        labels = {label for label in labels if label}
+        found = self.keyword.heading_vectors(labels)
+        missing = self._embed_headings(labels - found.keys())
+        if missing:
+            self.keyword.put_heading_vectors(missing)
+        return {label: np.frombuffer(v, dtype=np.float32) for label, v in {**found, **missing}.items()}
 
     def delete_ids(self, ids: list[str]) -> None:
         for start in range(0, len(ids), PAGE):

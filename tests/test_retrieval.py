@@ -190,3 +190,95 @@ def test_keyword_index_follows_add_update_and_delete(tmp_path, parts, ingestor, 
     assert hit.text == "The backup radio code is MV-7777-C." and hit.metadata["bm25_rank"] == 1
     assert store.keyword_index().ids() == set(store.collection.get(include=[])["ids"])
     assert store.keyword.count() == store.count() == 61
+
+
+# --- the heading ranking (rag.retrieval's module docstring) ----------------------------------
+
+FAQ_MD = """# Anchor winch questions
+
+## Why does the winch hum after it is switched off?
+
+A worn bearing is the usual cause. Order kit KT-1001 from the depot.
+
+## Why does the winch leak at the base?
+
+A cracked seal lets the grease out. Order kit KT-1002 from the depot.
+
+## Why does the winch click when it turns?
+
+Salt crust on the contacts. Order kit KT-1003 from the depot.
+"""
+
+
+@pytest.fixture
+def faq(tmp_path, ingestor):
+    folder = write(tmp_path / "faq", {"winch.md": FAQ_MD})
+    assert ingestor.ingest([folder]).ok
+    return folder
+
+
+def labels_of(store) -> set[str]:
+    from rag.context import heading_label
+
+    return {heading_label(m) for m in store.collection.get(include=["metadatas"])["metadatas"]} - {""}
+
+
+def test_each_section_heading_is_embedded_once_at_ingest(faq, store, embedder):
+    labels = labels_of(store)
+    # The heading path without the document title, one per section.
+    assert "Anchor winch questions > Why does the winch leak at the base?" in labels and len(labels) == 3
+    stored = store.keyword.heading_vectors(labels)
+    assert stored.keys() == labels
+    label = "Anchor winch questions > Why does the winch click when it turns?"
+    expected = np.asarray(embedder.embeddings.embed_documents([label])[0], dtype=np.float32)
+    assert np.frombuffer(stored[label], dtype=np.float32) == pytest.approx(expected, abs=1e-2)
+
+
+def test_headed_chunks_are_ranked_by_their_heading_and_fused(faq, retriever, embedder, store):
+    query = "winch keeps humming once switched off"
+    hits = retriever.retrieve(query, k=3)
+    vectors = store.heading_vectors(h.metadata["heading"] for h in hits)
+    by_label = {h.chunk_id: cosine(embedder, query, "", vector=vectors[h.metadata["heading"]]) for h in hits}
+    # The heading ranking is the order of the headings' cosines (the chunks' own break ties).
+    order = sorted(hits, key=lambda h: (-by_label[h.chunk_id], -h.score))
+    assert [h.metadata["heading_rank"] for h in order] == [1, 2, 3]
+    for hit in hits:
+        expected = sum(1 / (60 + hit.metadata[r]) for r in ("dense_rank", "bm25_rank", "heading_rank") if r in hit.metadata)
+        assert hit.metadata["rrf"] == pytest.approx(expected)
+    assert "KT-1001" in hits[0].text
+    # Dense only: no fusion, no heading ranking.
+    assert all("heading_rank" not in h.metadata for h in retriever.retrieve(query, k=3, hybrid=False))
+    # The ablation switch.
+    retriever.heading_ranking = False
+    assert all("heading_rank" not in h.metadata for h in retriever.retrieve(query, k=3))
+
+
+def test_no_heading_ranking_where_no_candidate_has_a_heading(parts, retriever):
+    # Plain text: the ranking would only copy the dense one, so retrieval is exactly dense + BM25.
+    for hit in retriever.retrieve("water pump filter", k=10):
+        assert "heading_rank" not in hit.metadata
+        expected = sum(1 / (60 + hit.metadata[r]) for r in ("dense_rank", "bm25_rank") if r in hit.metadata)
+        assert hit.metadata["rrf"] == pytest.approx(expected)
+
+
+def test_a_chunk_under_no_heading_is_ranked_by_its_own_text(faq, tmp_path, ingestor, retriever):
+    # Mixed with headed sections, a plain text chunk is not left out of the heading ranking (which
+    # would give every headed chunk a vote it lacks): its own text is its label.
+    assert ingestor.ingest([write(tmp_path / "plain", {"note.txt": "The winch motor hums quietly when idle."})]).ok
+    hits = retriever.retrieve("winch motor hums quietly idle", k=4)
+    plain = next(h for h in hits if h.source.endswith("note.txt"))
+    assert plain.metadata["heading_rank"] == 1 and hits[0] is plain
+
+
+def test_heading_vectors_follow_deletes_and_missing_ones_are_made_at_search(faq, store, retriever):
+    labels = labels_of(store)
+    # Missing (a file from before heading vectors, another process's write): embedded at search.
+    with store.keyword._db:
+        store.keyword._db.execute("DELETE FROM heading_vector")
+    assert store.keyword.heading_vectors(labels) == {}
+    assert "heading_rank" in retriever.retrieve("winch leak base", k=2)[0].metadata
+    assert store.keyword.heading_vectors(labels).keys() == labels
+    # A deleted document's headings go with its chunks.
+    store.delete_document(document_id(faq / "winch.md"))
+    assert store.keyword.heading_vectors(labels) == {}
+    assert store.keyword._db.execute("SELECT count(*) FROM heading_vector").fetchone()[0] == 0
