@@ -55,14 +55,17 @@ MMR_LAMBDA = 0.5
 _keyword_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keyword-search")
 
 
-def rrf(rankings: dict[str, list[str]], k: int = RRF_K) -> tuple[dict[str, float], dict[str, dict[str, int]]]:
+def rrf(
+    rankings: dict[str, list[str]], k: int = RRF_K, weights: dict[str, float] | None = None
+) -> tuple[dict[str, float], dict[str, dict[str, int]]]:
     """Reciprocal Rank Fusion of named rankings (lists of ids, best first): each id's sum of
-    1 / (k + rank), and the rank it had in each list."""
+    weight / (k + rank) (weight 1 unless given), and the rank it had in each list."""
     fused: dict[str, float] = {}
     ranks: dict[str, dict[str, int]] = {}
     for name, ranking in rankings.items():
+        weight = (weights or {}).get(name, 1.0)
         for rank, cid in enumerate(ranking, start=1):
-            fused[cid] = fused.get(cid, 0.0) + 1.0 / (k + rank)
+            fused[cid] = fused.get(cid, 0.0) + weight / (k + rank)
             ranks.setdefault(cid, {})[name] = rank
     return fused, ranks
 
@@ -93,6 +96,9 @@ class Retriever:
     #: Fuse the heading ranking (see the module docstring) when some candidate has a heading.
     #: An attribute, not a setting: benchmarks switch it off for an ablation.
     heading_ranking = True
+    #: Weights of the fused rankings by name ("dense_rank", "bm25_rank", "heading_rank"); 1 when
+    #: absent. Equal by default; benchmarks set others to measure them (bench/retrieval_table.py).
+    ranking_weights: dict[str, float] = {}
 
     def __init__(self, store: DocumentStore, settings: Settings):
         self.store = store
@@ -136,7 +142,7 @@ class Retriever:
                 if by_heading:
                     rankings["heading_rank"] = by_heading
 
-        fused, ranks = rrf(rankings)
+        fused, ranks = rrf(rankings, weights=self.ranking_weights)
         order = sorted(fused, key=lambda cid: (-fused[cid], -cosine[cid])) if hybrid else dense
 
         hits = []

@@ -282,3 +282,14 @@ def test_heading_vectors_follow_deletes_and_missing_ones_are_made_at_search(faq,
     store.delete_document(document_id(faq / "winch.md"))
     assert store.keyword.heading_vectors(labels) == {}
     assert store.keyword._db.execute("SELECT count(*) FROM heading_vector").fetchone()[0] == 0
+
+
+def test_rrf_weights_scale_one_ranking():
+    """Equal weights by default; a weight scales that ranking's 1/(k + rank) terms only."""
+    from rag.retrieval import rrf
+
+    rankings = {"dense_rank": ["a", "b"], "bm25_rank": ["b", "a"]}
+    equal, ranks = rrf(rankings)
+    assert equal["a"] == equal["b"] == 1 / 61 + 1 / 62 and ranks["a"] == {"dense_rank": 1, "bm25_rank": 2}
+    weighted, _ = rrf(rankings, weights={"bm25_rank": 2.0})
+    assert weighted["b"] == 1 / 62 + 2 / 61 > weighted["a"] == 1 / 61 + 2 / 62
