@@ -164,6 +164,8 @@ def main() -> None:
                         help="ablation: ours without the third (section heading) ranking of rag.retrieval")
     parser.add_argument("--keyword-weight", type=float, default=None,
                         help="probe: ours with the BM25 ranking weighted W in the fusion (default 1, equal)")
+    parser.add_argument("--heading-weight", type=float, default=None,
+                        help="probe: ours with the section-heading ranking weighted W (default 1)")
     parser.add_argument("--json", type=Path, help="also write the scores here")
     args = parser.parse_args()
 
@@ -184,10 +186,11 @@ def main() -> None:
         from rag.retrieval import Retriever
 
         Retriever.heading_ranking = False
-    if args.keyword_weight is not None:
+    weights = {"bm25_rank": args.keyword_weight, "heading_rank": args.heading_weight}
+    if any(w is not None for w in weights.values()):
         from rag.retrieval import Retriever
 
-        Retriever.ranking_weights = {"bm25_rank": args.keyword_weight}
+        Retriever.ranking_weights = {name: w for name, w in weights.items() if w is not None}
     sets = [squad_set(p, work) for p in args.squad] + ([] if args.no_structured else structured_sets(work))
     embeddings = None if args.skip_naive else naive.make_embeddings()
     from rag.app.evaluation.running import _PrecomputedQueries
@@ -206,7 +209,8 @@ def main() -> None:
 
     print(f"\nours: chunk size {size}, overlap {overlap}{' WITHOUT title/heading context' if args.no_context else ''}"
           f"{' WITHOUT the heading ranking' if args.no_heading_ranking else ''}"
-          f"{f' keyword weight {args.keyword_weight}' if args.keyword_weight is not None else ''}; k={K}")
+          f"{f' keyword weight {args.keyword_weight}' if args.keyword_weight is not None else ''}"
+          f"{f' heading weight {args.heading_weight}' if args.heading_weight is not None else ''}; k={K}")
     print(f"| set (questions) | naive R@1 | ours R@1 | naive R@{K} | ours R@{K} | naive MRR | ours MRR |")
     print("|---|---|---|---|---|---|---|")
     for name, row in results.items():
