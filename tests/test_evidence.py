@@ -253,7 +253,10 @@ def test_readme_sample_question_is_answered_correctly(store, ingestor, settings)
 @pytest.mark.slow
 def test_local_model_wrong_or_right_never_presents_an_unverified_answer(store, handbook):
     chain = make_chain(handbook)
-    for question in ("Who designed the tower?", "When was the tower first lit?", "What clouds the glass?"):
+    # "Which cleaner…", not "What clouds the glass?": that three-word question's best passage scores
+    # 0.299 with the int8 recipe-3 embedder (0.301 with recipe 2), at RAG_REFUSE_BELOW's edge, and
+    # is refused: no answer to check. The refusal's false-refusal rate is README's (1-3%).
+    for question in ("Who designed the tower?", "When was the tower first lit?", "Which cleaner clouds the glass?"):
         answer = chain.ask(question)
         assert answer.status in ("answered", "unsure"), answer
         for c in answer.citations:
