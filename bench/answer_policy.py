@@ -5,9 +5,9 @@
     python bench/answer_policy.py --table /tmp/ans/policy.jsonl
 
 (The sets come from bench/unanswerable.py; see bench/answerability.py.) Every question is asked
-through the real chain with the confidence gate and RAG_UNSURE_BELOW off, so that the model
+through the real chain with the confidence gate off, so that the model
 drafts an answer for each; the record keeps the draft, whether it verified, the evidence's
-confidence (rag.answerability) and whether the best evidence sentence holds the gold answer.
+confidence (rag.answer.answerability) and whether the best evidence sentence holds the gold answer.
 `--table` then replays the policies on the records, on the test half (odd-numbered questions;
 the confidence model was fitted on the even ones):
 
@@ -15,7 +15,7 @@ the confidence model was fitted on the even ones):
 - gate, draft-or-unsure: the same behind the confidence gate;
 - gate, draft-or-quote: behind the gate, a verified draft that holds the kind of thing asked for
   is the answer, otherwise the best evidence sentence itself, verbatim, is the answer;
-- shipped: as draft-or-quote when the confidence is above rag.answerability.SURE, as
+- shipped: as draft-or-quote when the confidence is above rag.answer.answerability.SURE, as
   draft-or-unsure (with the draft's kind checked) between THRESHOLD and SURE.
 """
 
@@ -36,10 +36,10 @@ def _contains(text: str, golds: list[str]) -> bool:
 
 
 def run(sets: list[Path], data_dir: Path, out: Path, k: int, every: int = 1) -> None:
-    from rag.answerability import confidence, has_asked_kind
+    from rag.answer.answerability import confidence, has_asked_kind
     from rag.app.evaluation.datasets import load_dataset
     from rag.app.evaluation.running import ingest_dataset
-    from rag.chain import SAYS, QAChain
+    from rag.answer.chain import SAYS, QAChain
     from rag.llm import make_llm
     from rag.retrieval import Retriever
     from rag.settings import Settings
@@ -51,7 +51,7 @@ def run(sets: list[Path], data_dir: Path, out: Path, k: int, every: int = 1) -> 
             self.draft = text
             return super()._verified(text, *args, **kwargs)
 
-    settings = Settings(temperature=0.0, unsure_below=-1.0, answerability_gate=False)
+    settings = Settings(temperature=0.0, answerability_gate=False)
     llm = make_llm(settings)
     with out.open("w", encoding="utf-8") as sink:
         for path in sets:
@@ -100,7 +100,7 @@ def replay(rows: list[dict], policy: str, threshold: float, sure: float = 0.0) -
 
 
 def table(path: Path) -> None:
-    from rag.answerability import SURE, THRESHOLD
+    from rag.answer.answerability import SURE, THRESHOLD
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     policies = ["draft-or-unsure", "gate, draft-or-unsure", "gate, draft-or-quote", "shipped"]

@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     args = parser.parse_args()
 
-    from rag.chain import QAChain
+    from rag.answer.chain import QAChain
     from rag.llm import make_llm
     from rag.app.evaluation.scoring import contains, exact_match, f1
     from rag.retrieval import Retriever

@@ -5,7 +5,7 @@ and SQuAD-2.0-style unanswerable questions, and a logistic model fitted on the d
     python bench/unanswerable.py ../shared/eval/covid-qa/covid-qa.json --n 49 --per-paragraph 4 --out /tmp/ans/covid-u.json
     python bench/answerability.py /tmp/ans/xquad-u.json /tmp/ans/covid-u.json --data-dir /tmp/ans/data
 
-No LLM: retrieval (k=4) and evidence selection as `rag ask` runs them, then rag.answerability's
+No LLM: retrieval (k=4) and evidence selection as `rag ask` runs them, then rag.answer.answerability's
 features. Dev = even-numbered questions of every set, test = odd-numbered ones. For each single
 feature and for the fitted model it prints, on the test half of each set, the share of
 unanswerable questions caught (below the threshold) when the threshold lets through 90% of the
@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def collect(path: Path, data_dir: Path, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features, answerable flags, retrieved-gold flags) for every question of a set."""
-    from rag.answerability import features
+    from rag.answer.answerability import features
     from rag.app.evaluation.datasets import load_dataset
     from rag.app.evaluation.running import ingest_dataset, with_precomputed_queries
     from rag.app.evaluation.scoring import first_rank
-    from rag.evidence import select_evidence
+    from rag.answer.evidence import select_evidence
     from rag.retrieval import Retriever
     from rag.settings import Settings
 
@@ -67,7 +67,7 @@ def caught(scores_dev_answerable: np.ndarray, test_scores: np.ndarray, test_y: n
 
 
 def main() -> None:
-    from rag.answerability import FEATURES
+    from rag.answer.answerability import FEATURES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", type=Path, nargs="+")

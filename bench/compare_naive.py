@@ -34,7 +34,7 @@ latency  Query latency p50/p95 at --sizes chunks, query embedding included, naiv
 llm      Time to first token and decode tokens/s of the default local GGUF on the same questions
          (--llm-questions, evenly spaced among those ours does not refuse; one warm-up each,
          not counted). Naive: the tutorial's LCEL "stuff" chain with LangChain's rag-prompt and
-         LlamaCpp. Ours: rag.chain.QAChain.stream with rag.llm.make_llm, default settings. TTFT is
+         LlamaCpp. Ours: rag.answer.chain.QAChain.stream with rag.llm.make_llm, default settings. TTFT is
          question in -> first non-blank answer text, retrieval included; tokens are counted with
          the GGUF's own tokenizer for both.
 
@@ -507,7 +507,7 @@ def stage_latency(args, dataset: Path, rows: list[Row]) -> None:
 
 def _timed_stream(pieces) -> tuple[float | None, float | None, float, str]:
     """Seconds to the first and to the last non-blank text, total seconds, and the text, of a
-    stream of str pieces (anything else, such as ours' final Answer, is skipped)."""
+    stream of str pieces (a naive chain's stream, or our Reply)."""
     t0 = time.perf_counter()
     first = last = None
     parts = []
@@ -522,7 +522,7 @@ def _timed_stream(pieces) -> tuple[float | None, float | None, float, str]:
 
 
 def stage_llm(args, dataset: Path, rows: list[Row]) -> None:
-    from rag.chain import QAChain
+    from rag.answer.chain import QAChain
     from rag.llm import make_llm, resolve_local_model
 
     ours_retriever, settings = open_ours(args)
@@ -554,7 +554,7 @@ def stage_llm(args, dataset: Path, rows: list[Row]) -> None:
         return len(llm.client.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
 
     runs: dict[str, list[tuple[float, float, float, int]]] = {"naive": [], "ours": []}
-    streams = {"naive": lambda q: naive_chain.stream(q), "ours": lambda q: chain.stream(q)}
+    streams = {"naive": lambda q: naive_chain.stream(q), "ours": lambda q: chain.reply(q)}
     for i, question in enumerate(picked):
         for which in (("naive", "ours") if i % 2 == 0 else ("ours", "naive")):
             ttft, last, total, text = _timed_stream(streams[which](question))

@@ -27,8 +27,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     args = parser.parse_args()
 
-    from rag.citations import content_words
-    from rag.evidence import keyword_overlap, score_sentences, split_passages
+    from rag.answer.words import content_words
+    from rag.answer.evidence import keyword_overlap, score_sentences, split_passages
     from rag.retrieval import Retriever
 
     for path in args.datasets:

@@ -61,10 +61,9 @@ def main() -> None:
 
     from langchain_core.output_parsers import StrOutputParser
 
-    from rag.chain import embeddings_of
-    from rag.evidence import by_passage, select_evidence
+    from rag.answer.evidence import by_passage, select_evidence
     from rag.llm import make_llm
-    from rag.prompts import EVIDENCE_MAX_TOKENS, EVIDENCE_PROMPT, format_evidence
+    from rag.answer.prompts import EVIDENCE_MAX_TOKENS, EVIDENCE_PROMPT, format_evidence
     from rag.retrieval import Retriever
 
     for path in args.datasets:
@@ -80,7 +79,7 @@ def main() -> None:
         old = answer_prompt | llm.bind(max_tokens=8) | StrOutputParser()
         new = EVIDENCE_PROMPT | llm.bind(max_tokens=min(8, EVIDENCE_MAX_TOKENS)) | StrOutputParser()
         retriever = Retriever(store, run)
-        embeddings = embeddings_of(retriever)
+        embeddings = retriever.embeddings
         rows = []
         for q in sample(load_questions(path), args.n):
             hits = retriever.retrieve(q.text, k=args.k)

@@ -111,7 +111,8 @@ def naive_search(s: EvalSet, work: Path, embeddings):
 # ours
 
 
-def ours_search(s: EvalSet, data_dir: Path, chunk_size: int, chunk_overlap: int, texts: list[str]):
+def ours_search(s: EvalSet, data_dir: Path, chunk_size: int, chunk_overlap: int, texts: list[str],
+                retriever_options: dict | None = None):
     from ingest.pipeline import Ingestor, document_id
     from rag.embeddings import make_embedder
     from rag.app.evaluation.running import with_precomputed_queries
@@ -134,7 +135,7 @@ def ours_search(s: EvalSet, data_dir: Path, chunk_size: int, chunk_overlap: int,
     totals = report.totals
     print(f"# ours {s.name}: {store.count()} chunks ({totals['added'] + totals['updated']} files ingested, "
           f"{time.perf_counter() - t0:.0f} s)", flush=True)
-    retriever = Retriever(with_precomputed_queries(store, texts), settings)
+    retriever = Retriever(with_precomputed_queries(store, texts), settings, **(retriever_options or {}))
     return lambda q: [h.text for h in retriever.retrieve(q, k=K)]
 
 
@@ -182,15 +183,9 @@ def main() -> None:
 
         rag.context.context_prefix = ingest.chunking.context_prefix = lambda metadata: ""
         ours_dir += "-no-context"
-    if args.no_heading_ranking:
-        from rag.retrieval import Retriever
-
-        Retriever.heading_ranking = False
     weights = {"bm25_rank": args.keyword_weight, "heading_rank": args.heading_weight}
-    if any(w is not None for w in weights.values()):
-        from rag.retrieval import Retriever
-
-        Retriever.ranking_weights = {name: w for name, w in weights.items() if w is not None}
+    options = {"heading_ranking": not args.no_heading_ranking,
+               "ranking_weights": {name: w for name, w in weights.items() if w is not None}}
     sets = [squad_set(p, work) for p in args.squad] + ([] if args.no_structured else structured_sets(work))
     embeddings = None if args.skip_naive else naive.make_embeddings()
     from rag.app.evaluation.running import _PrecomputedQueries
@@ -201,7 +196,7 @@ def main() -> None:
         row = {"questions": len(texts)}
         if embeddings is not None:
             row["naive"] = score(naive_search(s, work, _PrecomputedQueries(embeddings, texts)), s.questions)
-        row["ours"] = score(ours_search(s, work / ours_dir, size, overlap, texts), s.questions)
+        row["ours"] = score(ours_search(s, work / ours_dir, size, overlap, texts, options), s.questions)
         results[s.name] = row
         print(f"{s.name:<10} " + "  ".join(
             f"{which} R@1 {r[0]:.3f} R@{K} {r[1]:.3f} MRR {r[2]:.3f}" for which, r in row.items() if which != "questions"

@@ -1,4 +1,4 @@
-"""How well rag.verify tells supported claims from unsupported ones, on labelled pairs.
+"""How well rag.answer.verify tells supported claims from unsupported ones, on labelled pairs.
 
     python bench/support_check.py ../shared/eval/xquad-en/xquad.en.json ../shared/eval/covid-qa/covid-qa.json \
         --n 300 [--grid]
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.evidence import sentence_spans  # noqa: E402
+from rag.answer.evidence import sentence_spans  # noqa: E402
 
 
 def kind(answer: str) -> str:
@@ -118,7 +118,7 @@ def texts_to_embed(pairs: list[dict]) -> list[str]:
 
 
 def judge(pairs: list[dict], embeddings, **thresholds) -> list[bool]:
-    from rag.verify import verify
+    from rag.answer.verify import verify
 
     return [verify(p["claim"], p["evidence"], p["question"], embeddings, context=p["context"], **thresholds).supported
             for p in pairs]
@@ -155,7 +155,7 @@ def main() -> None:
 
     from rag.embeddings import make_embedder
     from rag.settings import Settings
-    from rag.verify import MAX_NOVEL, MIN_SIMILARITY
+    from rag.answer.verify import MAX_NOVEL, MIN_SIMILARITY
 
     sets = {path.name: make_pairs(path, args.n) for path in args.datasets}
     embeddings = CachedEmbeddings(make_embedder(Settings()).embeddings,

@@ -2,7 +2,7 @@
 
     python bench/unanswerable.py ../shared/eval/xquad-en/xquad.en.json --n 100 \
         --out /tmp/rag-bench/xquad-unanswerable.json
-    RAG_UNSURE_BELOW=-1 rag eval /tmp/rag-bench/xquad-unanswerable.json --answers --k 4 --report R.json
+    rag eval /tmp/rag-bench/xquad-unanswerable.json --answers --k 4 --report R.json
 
 For N evenly spaced even-numbered paragraphs, one question is chosen and the sentence(s) holding
 its gold answer are deleted from that paragraph: the question stays on topic (the rest of the
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.evidence import sentence_spans  # noqa: E402
+from rag.answer.evidence import sentence_spans  # noqa: E402
 
 
 def _norm(text: str) -> str:

@@ -35,14 +35,23 @@ The keyword index is rag.keyword's persistent SQLite FTS5 index, kept in step wi
 by the store's writes (no rebuild after a change). Its search runs on a worker thread while the
 query is embedded and Chroma searched (SQLite and ONNX Runtime both release the GIL). Hits are
 read back from Chroma, so a chunk deleted since it was indexed is never returned.
+
+Both retrievers are LangChain `BaseRetriever`s: `invoke(query)` returns `Document`s whose metadata
+holds source, page, chunk_id and score (and the ranks), so they drop into any LCEL chain; the
+answer chain uses `retrieve()`, which returns the same hits as `SearchHit`s.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
 
 from rag.context import heading_label
 from rag.keyword import tokenize  # noqa: F401  (re-exported: the tokenizer of the keyword index)
@@ -92,17 +101,59 @@ def _unit(vector) -> np.ndarray:
     return v / norm if norm else v
 
 
-class Retriever:
-    #: Fuse the heading ranking (see the module docstring) when some candidate has a heading.
-    #: An attribute, not a setting: benchmarks switch it off for an ablation.
-    heading_ranking = True
+def as_document(hit: SearchHit) -> Document:
+    """A hit as a LangChain Document: its text, and source, page, chunk_id, score, rank in metadata."""
+    return Document(
+        page_content=hit.text, id=hit.chunk_id,
+        metadata={**hit.metadata, "source": hit.source, "page": hit.page, "chunk_id": hit.chunk_id,
+                  "score": hit.score, "rank": hit.rank},
+    )
+
+
+class HitRetriever(BaseRetriever):
+    """A retriever of SearchHits, which the answer chain reads: `retrieve()` gives SearchHits,
+    LangChain's `invoke()` the same as Documents. Subclasses implement `retrieve` and `count`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    settings: Settings
+    #: Passages per question; None: the settings' k.
+    k: int | None = None
+
+    @property
+    def embeddings(self):
+        """The LangChain Embeddings queries are embedded with (None: no vectors, keyword scores only)."""
+        return None
+
+    def retrieve(self, query: str, k: int | None = None, **options: Any) -> list[SearchHit]:
+        raise NotImplementedError
+
+    def count(self) -> int:
+        raise NotImplementedError
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None, **options: Any
+    ) -> list[Document]:
+        return [as_document(hit) for hit in self.retrieve(query, k if k is not None else self.k, **options)]
+
+
+class Retriever(HitRetriever):
+    """Hybrid search of one collection (see the module docstring)."""
+
+    store: DocumentStore
+    #: Fuse the heading ranking (see the module docstring) when some candidate has a heading;
+    #: benchmarks switch it off for an ablation.
+    heading_ranking: bool = True
     #: Weights of the fused rankings by name ("dense_rank", "bm25_rank", "heading_rank"); 1 when
-    #: absent. Equal by default; benchmarks set others to measure them (bench/retrieval_table.py).
+    #: absent. Equal by default; benchmarks pass others to measure them (bench/retrieval_table.py).
     ranking_weights: dict[str, float] = {}
 
-    def __init__(self, store: DocumentStore, settings: Settings):
-        self.store = store
-        self.settings = settings
+    def __init__(self, store: DocumentStore, settings: Settings, **options: Any):
+        super().__init__(store=store, settings=settings, **options)
+
+    @property
+    def embeddings(self):
+        """The LangChain Embeddings queries are embedded with."""
+        return self.store.embeddings
 
     def count(self) -> int:
         return self.store.count()
@@ -110,7 +161,7 @@ class Retriever:
     def retrieve(
         self, query: str, k: int | None = None, *, hybrid: bool | None = None, mmr: bool | None = None
     ) -> list[SearchHit]:
-        k = self.settings.k if k is None else k
+        k = (self.k or self.settings.k) if k is None else k
         hybrid = self.settings.hybrid if hybrid is None else hybrid
         mmr = self.settings.mmr if mmr is None else mmr
         if k < 1:
@@ -120,7 +171,7 @@ class Retriever:
         n = max(20, 4 * k)
 
         keyword_future = _keyword_pool.submit(self._keyword, query, n) if hybrid else None
-        qvec = _unit(self.store.embedder.embeddings.embed_query(query))  # embedded once
+        qvec = _unit(self.embeddings.embed_query(query))  # embedded once
         chunks: dict[str, tuple[str, dict, np.ndarray]] = {}  # id -> (text, metadata, unit vector)
         self._collect(chunks, self.store.query_by_vector(qvec.tolist(), n))
         cosine = {cid: float(vec @ qvec) for cid, (_, _, vec) in chunks.items()}
@@ -187,12 +238,19 @@ class Retriever:
         return [cid for cid, _ in self.store.keyword_index().search(query, n)]
 
 
-class MergedRetriever:
+class MergedRetriever(HitRetriever):
     """Several collections searched as one (a hosted demo's shared documents plus a visitor's own):
     each ranks on its own, the rankings are fused by RRF like dense and keyword are."""
 
-    def __init__(self, retrievers: list[Retriever]):
-        self.retrievers = retrievers
+    retrievers: list[Retriever]
+
+    def __init__(self, retrievers: list[Retriever], **options: Any):
+        settings = retrievers[0].settings if retrievers else Settings()
+        super().__init__(retrievers=retrievers, settings=options.pop("settings", settings), **options)
+
+    @property
+    def embeddings(self):
+        return self.retrievers[0].embeddings if self.retrievers else None
 
     def count(self) -> int:
         return sum(r.count() for r in self.retrievers)
@@ -204,5 +262,5 @@ class MergedRetriever:
         by_id = {hit.chunk_id: hit for hits in lists for hit in hits}
         fused, _ = rrf({str(i): [hit.chunk_id for hit in hits] for i, hits in enumerate(lists)})
         order = sorted(fused, key=lambda cid: (-fused[cid], -by_id[cid].score))
-        k = self.retrievers[0].settings.k if k is None else k
+        k = (self.k or self.settings.k) if k is None else k
         return [replace(by_id[cid], rank=rank) for rank, cid in enumerate(order[:k], start=1)]

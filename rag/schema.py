@@ -97,7 +97,7 @@ class FileResult:
 class Citation:
     """A passage the answer cites as [n]. `quote` is the sentence(s) of the passage the answer rests
     on, exactly `text[quote_start:quote_end]`, for the faces to highlight. `supported` is True only
-    when an answer sentence citing it passed rag.verify against that quote."""
+    when an answer sentence citing it passed rag.answer.verify against that quote."""
 
     n: int
     source: str
@@ -125,7 +125,7 @@ class Answer:
     status: str = "answered"  # one of STATUSES
     passages: list[SearchHit] = field(default_factory=list, compare=False)  # what was retrieved
     timings: dict = field(default_factory=dict, compare=False)  # seconds: first_token, total; prompt_chars
-    evidence: list = field(default_factory=list, compare=False)  # rag.evidence.Sentence, best first
+    evidence: list = field(default_factory=list, compare=False)  # rag.answer.evidence.Sentence, best first
 
     @property
     def refused(self) -> bool:

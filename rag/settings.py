@@ -93,13 +93,6 @@ class Settings(BaseSettings):
     evidence_sentences: int = Field(
         2, ge=1, le=8, description="Best sentences of the retrieved passages the answer is written from."
     )
-    unsure_below: float = Field(
-        -1.0,
-        ge=-1.0,
-        le=2.0,
-        description="Answer 'not sure' (quoting the evidence, no LLM call) when the best evidence "
-        "sentence scores below this (cosine + keyword overlap). -1 turns it off.",
-    )
     answerability_gate: bool = Field(
         True,
         description="Answer 'not sure' (quoting the evidence, no LLM call) when the calibrated "

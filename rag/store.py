@@ -298,6 +298,11 @@ class DocumentStore:
         self.timings: Counter = Counter()  # seconds spent embedding and writing chunks (benchmarks read it)
 
     @property
+    def embeddings(self):
+        """The LangChain Embeddings of this store's vectors (None when opened without a model)."""
+        return self.embedder.embeddings if self.embedder is not None else None
+
+    @property
     def vectorstore(self):
         """LangChain's Chroma over the collection, made on first use (its import and the embedder
         are what listing documents does without)."""

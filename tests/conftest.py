@@ -376,7 +376,7 @@ def scripted_app(tmp_path, monkeypatch):
     """The app in-process, its chat answering with `replies` (a list the test fills); every chain
     the page asks for is recorded with the settings it was built with."""
     from fakes import slow_scripted_llm
-    from rag.chain import QAChain
+    from rag.answer.chain import QAChain
     from rag.app.web import build_app
 
     demo = build_app(Settings(data_dir=tmp_path / "data", collection="browser", temperature=0.0))

@@ -113,7 +113,7 @@ def chat_text(result: Result) -> str:
 
 
 def unescape(markdown: str) -> str:
-    """Markdown made inert by rag.markup, as the reader sees it (backslash escapes removed)."""
+    """Markdown made inert by rag.app.markup, as the reader sees it (backslash escapes removed)."""
     import re
 
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chain import REFUSAL, UNSURE, QAChain, make_chain
+from rag.answer import build
+from rag.answer.chain import REFUSAL, UNSURE, QAChain
 from rag.retrieval import Retriever
 from rag.schema import Answer
 from fakes import NeverCalled, scripted_llm as fake_llm
@@ -31,9 +32,10 @@ def test_empty_collection_says_so_without_calling_the_llm(store, settings):
 
 def test_stream_yields_text_then_the_answer_with_checked_citations(store, ingested):
     chain = QAChain(Retriever(store, ingested), fake_llm("The night ferry leaves at 23:40 [1][9]."), ingested)
-    pieces = list(chain.stream("When does the night ferry to Bodø leave?"))
-    *text, answer = pieces
-    assert isinstance(answer, Answer) and all(isinstance(p, str) for p in text)
+    reply = chain.reply("When does the night ferry to Bodø leave?")
+    text = list(reply)
+    answer = reply.answer()
+    assert isinstance(answer, Answer) and all(isinstance(p, str) for p in text) and len(text) > 1
     assert " ".join("".join(text).split()) == answer.answer == "The night ferry leaves at 23:40 [1]."
     (citation,) = answer.citations
     assert citation.n == 1 and citation.source.endswith("page.html") and citation.supported
@@ -65,7 +67,7 @@ def test_repetition_loop_is_cut(store, ingested):
 
 @pytest.mark.slow
 def test_local_model_answers_with_a_citation_to_the_right_page(store, ingested):
-    chain = make_chain(ingested)
+    chain = build(ingested)
     answer = chain.ask("Why was the warehouse in Tromsø closed?")
     assert not answer.refused and answer.answer
     assert answer.citations, answer.answer
@@ -76,7 +78,7 @@ def test_local_model_answers_with_a_citation_to_the_right_page(store, ingested):
 
 @pytest.mark.slow
 def test_follow_up_is_rewritten_before_retrieval(store, ingested):
-    chain = make_chain(ingested)
+    chain = build(ingested)
     first = chain.ask(FIRST)
     follow = chain.ask(FOLLOW, history=[(FIRST, first.answer)])
     assert follow.rewritten_query and "warehouse" in follow.rewritten_query.lower()
@@ -90,7 +92,7 @@ def test_follow_up_is_rewritten_before_retrieval(store, ingested):
                    "fallback (previous question + this one) is what is searched", strict=False)
 def test_default_model_rewrites_a_follow_up_itself(store, ingested):
     """Whether the model's own rewrite is used (the test above passes through the fallback too)."""
-    chain = make_chain(ingested)
+    chain = build(ingested)
     follow = chain.ask(FOLLOW, history=[(FIRST, "The warehouse in Tromsø was closed because of flooding [1].")])
     assert follow.rewritten_query != f"{FIRST} {FOLLOW}", follow.rewritten_query
 

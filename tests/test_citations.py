@@ -1,6 +1,6 @@
 """Citation markers: markers that point nowhere go, variants are normalised, streaming or not."""
 
-from rag.citations import MarkerFilter, normalise_markers
+from rag.answer.markers import MarkerFilter, normalise_markers
 
 
 def test_markers_pointing_nowhere_are_removed():

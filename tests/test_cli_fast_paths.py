@@ -19,6 +19,7 @@ import pytest
 import rag.embeddings
 from docgen import make_text
 from rag.app.cli import Waiting, _stream_answer, main
+from rag.answer.chain import QAChain
 from rag.schema import Answer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,11 +70,13 @@ class FakeTerminal(io.StringIO):
         return self.tty
 
 
-class ScriptedChain:
+class ScriptedChain(QAChain):
+    """The real chain's Reply over scripted steps (no retriever, no model)."""
+
     def __init__(self, seen: list):
         self.seen = seen
 
-    def stream(self, question, history, k=None):
+    def _steps(self, question, history, k, config):
         self.seen.append("stream started")
         yield "Every "
         yield "Tuesday."

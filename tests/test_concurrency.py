@@ -30,7 +30,7 @@ from docgen import make_docx, make_pdf, make_pptx, make_text, make_xlsx
 from ingest.chunking import Chunker, ChunkLimits
 from ingest.loaders import load_file
 from ingest.pipeline import Ingestor
-from rag.chain import REFUSAL
+from rag.answer.chain import REFUSAL
 from rag.settings import Settings
 from rag.store import open_store
 from rag.app.workspace import Workspace, visitor_collection

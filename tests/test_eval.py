@@ -17,7 +17,7 @@ from conftest import child_env, rag_cmd
 
 from rag.app.cli import main
 from rag.app.evaluation import Question, RetrievalScores, sample
-from rag.chain import REFUSAL
+from rag.answer.chain import REFUSAL
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPORT_KEYS = {

@@ -12,10 +12,10 @@ import pytest
 
 import docgen
 from ingest.loaders import LoadError, load_file
-from rag import policy
+from rag.app import policy
 from rag.errors import ConfigError
-from rag.markup import inert
-from rag.quota import QuotaExceeded, VisitorQuotas, client_key
+from rag.app.markup import inert
+from rag.app.quota import QuotaExceeded, VisitorQuotas, client_key
 from rag.settings import Settings
 
 

@@ -1,6 +1,7 @@
-"""The import contract: the core (`rag/` minus `rag/app/`) never imports `ingest/` or the faces;
-`ingest/` never imports the faces. Checked on the source with `ast`, function-level imports
-included, so a lazy import inside a function cannot slip past."""
+"""The import contract: the core (`rag/` minus `rag/app/`) never imports `ingest/`, the faces or a
+web framework (gradio, fastapi, starlette, uvicorn); `ingest/` never imports the faces. Checked on
+the source with `ast`, function-level imports and `importlib.import_module("…")` / `__import__("…")`
+with a literal name included, so a lazy import cannot slip past."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # (package whose files are checked, files excluded, forbidden import prefixes)
+WEB = ("gradio", "fastapi", "starlette", "uvicorn")
 RULES = [
-    ("rag", "rag/app", ("ingest", "rag.app")),
-    ("ingest", None, ("rag.app",)),
+    ("rag", "rag/app", ("ingest", "rag.app") + WEB),
+    ("ingest", None, ("rag.app",) + WEB),
 ]
 
 
@@ -40,7 +42,17 @@ def imported_modules(path: Path, root: Path = ROOT) -> list[tuple[int, list[str]
             else:
                 module = node.module or ""
             found.append((node.lineno, [module] + [f"{module}.{alias.name}" for alias in node.names]))
+        elif isinstance(node, ast.Call) and _dynamic_import(node):
+            found.append((node.lineno, [node.args[0].value]))
     return found
+
+
+def _dynamic_import(node: ast.Call) -> bool:
+    """`importlib.import_module("x")`, `import_module("x")` or `__import__("x")` with a literal name."""
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return (name in ("import_module", "__import__") and bool(node.args)
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str))
 
 
 def _forbidden(module: str, prefixes: tuple[str, ...]) -> bool:
@@ -74,29 +86,72 @@ def test_the_check_sees_function_level_and_relative_imports(tmp_path):
     (tmp_path / "rag" / "store.py").write_text("from .app import cli\n")
     (tmp_path / "rag" / "app" / "cli.py").write_text("import ingest.pipeline\n")  # allowed: a face
     (tmp_path / "ingest" / "loaders.py").write_text("import rag.settings\nfrom rag import app\n")
+    (tmp_path / "rag" / "lazy.py").write_text(
+        "import importlib\n\ndef f():\n    return importlib.import_module('ingest.pipeline')\n")
+    (tmp_path / "rag" / "sneaky.py").write_text("def f():\n    return __import__('rag.app.web')\n")
+    (tmp_path / "rag" / "web.py").write_text("import gradio as gr\n")
+    (tmp_path / "rag" / "api.py").write_text("def f():\n    from fastapi import FastAPI\n")
     found = violations(tmp_path)
     assert found == [
+        "rag/api.py:2 imports fastapi",
         "rag/chain.py:2 imports ingest.pipeline",
+        "rag/lazy.py:4 imports ingest.pipeline",
+        "rag/sneaky.py:2 imports rag.app.web",
         "rag/store.py:1 imports rag.app",
+        "rag/web.py:1 imports gradio",
         "ingest/loaders.py:2 imports rag.app",
     ], found
 
 
-def test_only_the_store_talks_to_chroma():
-    """One storage seam: rag/store.py is the only module that imports chromadb (or LangChain's
-    Chroma wrapper) or reaches into a store's `.collection` / `.client`."""
+STORE_INSIDES = ("collection", "client", "_collection", "_client")
+
+
+def _receiver(node: ast.expr) -> str:
+    """The name an attribute is read from: `store` for `store.x`, `self.store` for `self.store.x`."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_receiver(node.value)}.{node.attr}"
+    return ""
+
+
+def chroma_violations(root: Path = ROOT) -> list[str]:
+    """Modules other than rag/store.py that import chromadb (or LangChain's Chroma wrapper) or reach
+    into a store's client or collection (`store.collection`, `self.store._client`, …)."""
     found = []
     for package in ("rag", "ingest"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            rel = path.relative_to(ROOT).as_posix()
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
             if rel == "rag/store.py":
                 continue
-            for line, modules in imported_modules(path):
+            for line, modules in imported_modules(path, root):
                 if any(_forbidden(m, ("chromadb", "langchain_chroma")) for m in modules):
                     found.append(f"{rel}:{line} imports {modules[0]}")
             tree = ast.parse(path.read_text(encoding="utf-8"))
             for node in ast.walk(tree):
-                if (isinstance(node, ast.Attribute) and node.attr in ("collection", "client")
-                        and isinstance(node.value, ast.Name) and node.value.id.endswith("store")):
-                    found.append(f"{rel}:{node.lineno} uses {node.value.id}.{node.attr}")
+                if isinstance(node, ast.Attribute) and node.attr in STORE_INSIDES:
+                    receiver = _receiver(node.value)
+                    if receiver.rpartition(".")[2].endswith("store"):
+                        found.append(f"{rel}:{node.lineno} uses {receiver}.{node.attr}")
+    return found
+
+
+def test_only_the_store_talks_to_chroma():
+    """One storage seam: rag/store.py is the only module that touches chromadb."""
+    found = chroma_violations()
     assert not found, "\n".join(found)
+
+
+def test_the_chroma_check_sees_planted_violations(tmp_path):
+    (tmp_path / "rag" / "app").mkdir(parents=True)
+    (tmp_path / "ingest").mkdir()
+    (tmp_path / "rag" / "store.py").write_text("import chromadb\n")  # allowed: the owner
+    (tmp_path / "rag" / "retrieval.py").write_text(
+        "class R:\n    def f(self):\n        return self.store.collection.count()\n")
+    (tmp_path / "rag" / "app" / "web.py").write_text("def f(store):\n    return store._client\n")
+    (tmp_path / "ingest" / "pipeline.py").write_text("def f():\n    import chromadb\n")
+    assert chroma_violations(tmp_path) == [
+        "rag/app/web.py:2 uses store._client",
+        "rag/retrieval.py:3 uses self.store.collection",
+        "ingest/pipeline.py:2 imports chromadb",
+    ]

@@ -202,7 +202,7 @@ def test_backend_not_allowed_falls_back_to_the_owners(tmp_path_factory, recorder
         seen.clear()
         result = respond(client(url, 13), ANSWERABLE, "openai", "o1-pro")
         # the radio offers only the owner's backends, so Gradio itself rejects the value (and
-        # rag.policy would fall back to RAG_LLM if it did not)
+        # rag.app.policy would fall back to RAG_LLM if it did not)
         assert not result.success and "not in the list of choices" in (result.error or ""), result
         assert seen == [], "a visitor switched the backend to openai"
 

@@ -132,7 +132,7 @@ def workspace(settings, corpus, ingestor):
 
 def turn_with(workspace, settings, monkeypatch, replies, question, history=()):
     """One chat turn as the page runs it, the chain's model replaced by scripted replies."""
-    from rag.chain import QAChain
+    from rag.answer.chain import QAChain
     from rag.app.web import chat_turn
 
     real = workspace.chain
@@ -186,20 +186,20 @@ def test_sources_panel_when_the_draft_does_not_check_out(workspace, settings, mo
 
 def test_rag_chat_carries_on_after_a_backend_error(tmp_path, corpus, monkeypatch, capsys):
     """The first question's backend call fails; the conversation goes on, and the second answers."""
-    import rag.chain
+    import rag.answer.chain
     from rag.app.cli import main
 
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
     assert main(["ingest", str(corpus), "--json"]) == 0
-    real_make_chain = rag.chain.make_chain
+    real_build = rag.answer.build
 
-    def make_chain(settings):
-        made = real_make_chain(settings.model_copy(update={"llm": "openai", "openai_base_url": "http://127.0.0.1:9/v1"}))
+    def build(settings):
+        made = real_build(settings.model_copy(update={"llm": "openai", "openai_base_url": "http://127.0.0.1:9/v1"}))
         llm = failing_once_llm(LLMError("cannot reach the LLM server at OPENAI_BASE_URL=http://127.0.0.1:9/v1"),
                                "The warehouse was closed because of flooding [1].")
-        return rag.chain.QAChain(made.retriever, llm, settings)
+        return rag.answer.chain.QAChain(made.retriever, llm, settings)
 
-    monkeypatch.setattr(rag.chain, "make_chain", make_chain)
+    monkeypatch.setattr(rag.answer, "build", build)
     monkeypatch.setattr(sys, "stdin", io.StringIO("When does the night ferry leave?\nWhy was the warehouse in Tromsø closed?\n"))
     capsys.readouterr()
     assert main(["chat"]) == 0

@@ -226,27 +226,24 @@ def _stream_answer(chain, question: str, history, k, waiting: Waiting | None = N
     """Print the answer as it streams; return the final Answer."""
     waiting = waiting or Waiting()
     waiting.show()
-    answer, streamed = None, []
+    reply = chain.reply(question, history, k=k)
     try:
-        for piece in chain.stream(question, history, k=k):
+        for piece in reply:
             waiting.clear()
-            if isinstance(piece, str):
-                streamed.append(piece)
-                print(piece, end="", flush=True)
-            else:
-                answer = piece
+            print(piece, end="", flush=True)
+        answer = reply.answer()
     finally:
         waiting.clear()
     print()
-    if answer is not None and " ".join("".join(streamed).split()) != " ".join(answer.answer.split()):
+    if " ".join(reply.streamed.split()) != " ".join(answer.answer.split()):
         print(answer.answer)  # checked against the documents: the final words differ from the draft
     return answer
 
 
 def _chain(args):
-    from rag.chain import make_chain
+    from rag.answer import build
 
-    return make_chain(_settings(args))
+    return build(_settings(args))
 
 
 def cmd_ask(args) -> int:

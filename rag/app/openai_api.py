@@ -159,14 +159,13 @@ class OpenAIApi:
         return Path(source).name if self.public else source
 
     def chain(self, collection: str, overrides: dict):
-        from rag.chain import QAChain
-        from rag.retrieval import MergedRetriever, Retriever
+        from rag.answer import build
 
         settings = self.settings.model_copy(update=overrides)
         store = self.ws.store(collection, create=False)
         if store is None:
             return None
-        return QAChain(MergedRetriever([Retriever(store, settings)]), self.ws.llm(settings), settings)
+        return build(settings, stores=[store], llm=self.ws.llm(settings))
 
     # --- answering ------------------------------------------------------------------------
     def prepare(self, body: dict) -> tuple[str, list, str, dict]:
@@ -176,18 +175,17 @@ class OpenAIApi:
         question, history = split_messages(body.get("messages"))
         return question, history, self.collection_for(body.get("model")), self.overrides(body)
 
-    def pieces(self, prepared: tuple) -> Iterator[str | object]:
-        """The chain's stream for a prepared request: text pieces, then the final Answer."""
-        from rag.chain import EMPTY
+    def reply(self, prepared: tuple):
+        """The chain's Reply for a prepared request (text pieces, then the final Answer)."""
+        from rag.answer.chain import EMPTY
+        from rag.answer.reply import Reply
         from rag.schema import Answer
 
         question, history, collection, overrides = prepared
         chain = self.chain(collection, overrides)
         if chain is None:
-            yield EMPTY
-            yield Answer(EMPTY, [], None, refused=True)
-            return
-        yield from chain.stream(question, history)
+            return Reply(iter([EMPTY, Answer(EMPTY, [], None, status="refused")]))
+        return chain.reply(question, history)
 
     def quota(self, client: str | None):
         """Public mode: one question slot of the caller's address (QuotaExceeded when over)."""
@@ -200,10 +198,7 @@ class OpenAIApi:
     def complete(self, body: dict, client: str | None = None) -> dict:
         prepared = self.prepare(body)
         with self.quota(client), self._slots:
-            answer = None
-            for piece in self.pieces(prepared):
-                if not isinstance(piece, str):
-                    answer = piece
+            answer = self.reply(prepared).answer()
         return {
             "id": _completion_id(), "object": "chat.completion", "created": int(time.time()),
             "model": self._model_name(body),
@@ -233,13 +228,12 @@ class OpenAIApi:
                 quota.__enter__()
                 entered = True
             yield chunk({"role": "assistant", "content": ""})
-            for piece in self.pieces(prepared):
-                if isinstance(piece, str):
-                    if piece:
-                        yield chunk({"content": piece})
-                else:
-                    yield chunk({}, "stop", citations=citations_json(piece, self.shown), refused=piece.refused,
-                                answer=piece.answer)
+            reply = self.reply(prepared)
+            for piece in reply:
+                yield chunk({"content": piece})
+            answer = reply.answer()
+            yield chunk({}, "stop", citations=citations_json(answer, self.shown), refused=answer.refused,
+                        answer=answer.answer)
         except (RagError, ApiError) as exc:
             message = exc.message if isinstance(exc, ApiError) else str(exc)
             yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n"
@@ -270,7 +264,7 @@ class OpenAIApi:
 
         @router.post("/chat/completions")
         def chat_completions(body: dict, request: Request):
-            from rag.quota import QuotaExceeded, client_key
+            from rag.app.quota import QuotaExceeded, client_key
 
             client = client_key(getattr(request.client, "host", None), request.headers,
                                 getattr(self.settings, "client_ip_header", ""))

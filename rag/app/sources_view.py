@@ -84,7 +84,7 @@ def _quote(citation) -> str | None:
 def best_sentence(passage: str, answer: str) -> str | None:
     """Until answers carry their own quote: the passage's sentence sharing most content words with
     the answer (None when none shares any), so the reader sees where to look."""
-    from rag.citations import content_words
+    from rag.answer.words import content_words
 
     said = content_words(re.sub(r"\[\d+\]", " ", answer))
     best, best_score = None, 0
@@ -153,7 +153,7 @@ def _short(text: str, limit: int = 90) -> str:
 
 
 def link_markers(answer: str, turn: int, numbers: set[int]) -> str:
-    """[n] in the answer's Markdown (plain, or escaped as `\\[n\\]` by rag.markup.inert) as links to
+    """[n] in the answer's Markdown (plain, or escaped as `\\[n\\]` by rag.app.markup.inert) as links to
     its passage in the panel (only numbers it has). The link is a fragment of this page: it fetches nothing."""
     def link(m: re.Match) -> str:
         n = int(m.group(1))

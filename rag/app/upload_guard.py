@@ -9,7 +9,7 @@ The files an upload adds are charged when the app ingests them (RAG_VISITOR_UPLO
 
 from __future__ import annotations
 
-from rag.quota import QuotaExceeded, VisitorQuotas, client_key
+from rag.app.quota import QuotaExceeded, VisitorQuotas, client_key
 
 
 class UploadBudget:

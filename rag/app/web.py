@@ -15,10 +15,10 @@ from pathlib import Path
 import gradio as gr
 
 from ingest.loaders import LOADERS
-from rag import policy
+from rag.app import policy
 from rag.errors import RagError
-from rag.markup import inert, inert_line
-from rag.quota import client_key
+from rag.app.markup import inert, inert_line
+from rag.app.quota import client_key
 from rag.schema import Answer, FileResult
 from rag.settings import Settings, load_settings
 from rag.app.feedback import FeedbackLog, chat_json, chat_markdown, make_turn
@@ -111,14 +111,11 @@ def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: li
     chat = list(chat or []) + [{"role": "user", "content": inert(message)}, {"role": "assistant", "content": ""}]
     yield chat, history, "_Searching your documents…_"
     try:
-        chain = ws.chain(session, collection, overrides)
-        answer = None
-        for piece in chain.stream(message, history):
-            if isinstance(piece, str):
-                chat[-1]["content"] += inert(piece)
-                yield chat, history, None
-            else:
-                answer = piece
+        reply = ws.chain(session, collection, overrides).reply(message, history)
+        for piece in reply:
+            chat[-1]["content"] += inert(piece)
+            yield chat, history, None
+        answer = reply.answer()
         chat[-1]["content"] = inert(answer.answer)
         if on_answer:
             on_answer(answer)

@@ -27,7 +27,7 @@ from typing import Callable
 from ingest.pipeline import Ingestor
 from ingest.pipeline import document_id as ingest_document_id
 from rag.errors import ConfigError, RagError
-from rag.quota import QuotaExceeded, VisitorQuotas
+from rag.app.quota import QuotaExceeded, VisitorQuotas
 from rag.schema import DocumentInfo, FileResult
 from rag.settings import Settings, check_collection_name
 from rag.store import DocumentStore, collection_metadata, collection_names, delete_collection, open_store
@@ -222,17 +222,16 @@ class Workspace:
         return model
 
     def chain(self, session: str, chosen: str | None, overrides: dict | None = None):
-        from rag.chain import QAChain
-        from rag.retrieval import MergedRetriever, Retriever
+        from rag.answer import build
 
         self.touch(session)
         settings = self.settings.model_copy(update=overrides or {})
-        retrievers = [
-            Retriever(store, settings)
+        stores = [
+            store
             for name in dict.fromkeys(self.readable(session, chosen))
             if (store := self.store(name, create=False)) is not None
         ]
-        return QAChain(MergedRetriever(retrievers), self.llm(settings), settings)
+        return build(settings, stores=stores, llm=self.llm(settings))
 
     # --- visitor collections ---------------------------------------------------------------
     def touch(self, session: str) -> None:

@@ -172,10 +172,10 @@ def _measure(dataset: Dataset, store, settings, options: EvalOptions, llm, log) 
     answers = None
     answers_s = 0.0
     if llm is not None:
-        from rag.chain import QAChain
+        from rag.answer import build
         from rag.llm import describe_llm
 
-        chain = QAChain(retriever, llm, settings)
+        chain = build(settings, stores=[retriever.store], llm=llm)
         results = []
         t0 = time.perf_counter()
         with _progress(len(questions), "q", "answering", options.progress) as bar:

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from rag.citations import content_words
+from rag.answer.words import content_words
 from rag.schema import SearchHit
 
 #: Weight of keyword overlap next to cosine; chosen with bench/evidence_selection.py.

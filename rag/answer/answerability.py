@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import re
 
-from rag.citations import content_words
-from rag.evidence import Sentence, keyword_overlap
+from rag.answer.evidence import Sentence, keyword_overlap
+from rag.answer.words import content_words, names, numbers
 from rag.schema import SearchHit
-from rag.verify import names, numbers
 
 FEATURES = (
     "evidence_score",

@@ -44,7 +44,6 @@ EVIDENCE_PROMPT = ChatPromptTemplate.from_messages(
 )
 
 #: Generation options for the evidence prompt: one line, a phrase or a sentence or two.
-EVIDENCE_STOP = ["\n"]
 EVIDENCE_MAX_TOKENS = 64
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from rag.citations import content_words
+from rag.answer.words import content_words
 
 _PRONOUNS = frozenset("it its they them their theirs he him his she her hers those these".split())
 _DEMONSTRATIVES = frozenset({"this", "that"})

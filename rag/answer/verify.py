@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.citations import STOPWORDS, content_words
+from rag.answer.words import content_words, names, numbers, words as _words
 
 #: Share of the claim's own content words (beyond the question's) that may be missing from the evidence.
 MAX_NOVEL = 0.0
@@ -33,59 +33,11 @@ MIN_SIMILARITY = 0.30
 #: A claim with fewer content words than this is a phrase: it is compared with the question prepended.
 PHRASE_WORDS = 5
 
-_NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
-_WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
-_NUMBER_WORDS = frozenset(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
-    "hundred thousand million billion first second third fourth fifth half".split()
-)
-
-
 @dataclass(frozen=True)
 class Verdict:
     supported: bool
     reason: str  # why not, for the logs and tests; "" when supported
     similarity: float
-
-
-def numbers(text: str) -> set[str]:
-    """Numbers as digits without thousands separators ("4,000" -> "4000"), and number words."""
-    found = {m.group(0).replace(",", "").rstrip(".:/") for m in _NUMBER.finditer(text)}
-    found |= {w for w in re.findall(r"[a-z]+", text.lower()) if w in _NUMBER_WORDS}
-    return found
-
-
-def names(text: str) -> set[str]:
-    """Capitalised words, lowercased; a sentence's first word only when it is not a common word."""
-    out = set()
-    for sentence in re.split(r"(?<=[.!?:;])\s+|\n+", text.strip()):
-        for i, match in enumerate(_WORD.finditer(sentence)):
-            word = match.group(0)
-            if not word[0].isupper() or word.isdigit():
-                continue
-            lower = _base(word)
-            if (i == 0 or lower in STOPWORDS) and (lower in STOPWORDS or lower in _COMMON_OPENERS):
-                continue
-            out.add(lower)
-    return out
-
-
-_COMMON_OPENERS = frozenset(
-    "yes no not every each many most some several all none only about around approximately over "
-    "under nearly almost because since although however therefore in on at by for from with after "
-    "before during between to a an the it its they he she we there this that these those".split()
-)
-
-
-def _words(text: str) -> set[str]:
-    return {_base(m.group(0)) for m in _WORD.finditer(text)}
-
-
-def _base(word: str) -> str:
-    """Lowercased, without a possessive: "Warsaw's" -> "warsaw"."""
-    word = word.lower()
-    return word[:-2] if word.endswith(("'s", "’s")) else word
 
 
 def _cosine(embeddings: Any, a: str, b: str) -> float:

@@ -1,39 +1,48 @@
 """Question in, Answer out: rewrite? -> retrieve -> refuse | evidence -> answer -> verify.
 
-1. A follow-up is rewritten into a standalone question only when it refers back (rag.followup);
+1. A follow-up is rewritten into a standalone question only when it refers back (rag.answer.followup);
    any other question is searched as asked.
 2. Nothing relevant retrieved: refused, before any LLM call.
-3. The best sentences of the passages are the evidence (rag.evidence). When the calibrated
-   confidence that they answer the question is low (rag.answerability.THRESHOLD), the answer is
+3. The best sentences of the passages are the evidence (rag.answer.evidence). When the calibrated
+   confidence that they answer the question is low (rag.answer.answerability.THRESHOLD), the answer is
    "Not sure" and quotes the best of them ("unsure"), before any LLM call.
 4. Otherwise the LLM answers from the evidence alone, in a short prompt
-   (rag.prompts.EVIDENCE_PROMPT), streamed.
+   (rag.answer.prompts.EVIDENCE_PROMPT), streamed.
 5. Prompt debris is stripped; each answer sentence is verified against the evidence it cites or
-   the evidence that supports it (rag.verify). Verified sentences that hold what was asked for
+   the evidence that supports it (rag.answer.verify). Verified sentences that hold what was asked for
    (a number for "when", a name for "who") are the answer ("answered"), each citation carrying
    its quote; when none does, the best evidence sentence itself, verbatim, is the answer
-   ("answered", "Your documents say: “…” [n]") if the confidence is high (rag.answerability.SURE),
+   ("answered", "Your documents say: “…” [n]") if the confidence is high (rag.answer.answerability.SURE),
    else "Not sure" with it. A model that says the text does not answer makes it "unsure".
 
-`QAChain.stream()` yields the model's text in pieces (str), then one final `Answer`, whose text
-can differ from what streamed (debris removed, unverified sentences dropped, or the fallback).
+The chain is a LangChain Runnable: `invoke({"question": …, "history": […], "k": 4})` (or a plain
+question string) returns an `Answer`; `stream()` / `astream()` yield `AnswerChunk`s (the text as the
+model writes it, then one chunk carrying the final Answer, whose text can differ from what streamed:
+debris removed, unverified sentences dropped, or the fallback). The faces use `reply()`, a `Reply`
+to iterate for text and then ask for the whole (in the manner of simonw/llm's Response).
+Built in one place: rag.answer.build.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import Iterator
+from typing import Any, AsyncIterator, Iterator
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import patch_config, run_in_executor
 
-from rag.answerability import SURE, THRESHOLD, confidence, has_asked_kind
-from rag.citations import SENTENCE, MarkerFilter, content_words, normalise_markers
-from rag.debris import strip_debris
-from rag.evidence import Sentence, by_passage, quote_span, select_evidence, within_margin
-from rag.followup import refers_back
-from rag.prompts import (
+from rag.answer.reply import AnswerChunk, Reply
+
+from rag.answer.answerability import SURE, THRESHOLD, confidence, has_asked_kind
+from rag.answer.words import SENTENCE, content_words
+from rag.answer.markers import MarkerFilter, normalise_markers
+from rag.answer.debris import strip_debris
+from rag.answer.evidence import Sentence, by_passage, quote_span, select_evidence, within_margin
+from rag.answer.followup import refers_back
+from rag.answer.prompts import (
     EVIDENCE_MAX_TOKENS,
     EVIDENCE_PROMPT,
     NOT_FOUND,
@@ -44,7 +53,7 @@ from rag.prompts import (
 from rag.retrieval import MergedRetriever, Retriever
 from rag.schema import Answer, Citation, SearchHit
 from rag.settings import Settings
-from rag.verify import verify
+from rag.answer.verify import verify
 
 REFUSAL = "I could not find this in your documents."
 EMPTY = "There are no documents in this collection yet. Add some first."
@@ -54,33 +63,44 @@ UNSURE = f"Not sure. {SAYS}"
 History = list[tuple[str, str]]  # (question, answer) pairs, oldest first
 
 
-def embeddings_of(retriever) -> object | None:
-    """The LangChain Embeddings behind a retriever (the first one of a merged retriever)."""
-    first = retriever.retrievers[0] if hasattr(retriever, "retrievers") else retriever
-    store = getattr(first, "store", None)
-    embedder = getattr(store, "embedder", None)
-    return getattr(embedder, "embeddings", None)
+def _child(run_manager, config: RunnableConfig | None) -> RunnableConfig | None:
+    """The config for the model calls inside a run: callbacks nest under the chain's run."""
+    if run_manager is None:
+        return None
+    return patch_config(config, callbacks=run_manager.get_child())
 
 
-class QAChain:
+def _inputs(value: str | dict) -> tuple[str, History, int | None]:
+    """(question, history, k) from the chain's input: a question, or {"question", "history", "k"}."""
+    if isinstance(value, str):
+        return value, [], None
+    history = [tuple(turn) for turn in value.get("history") or []]
+    return value["question"], history, value.get("k")
+
+
+class QAChain(Runnable[str | dict, Answer]):
+    """Question (with history) in, `Answer` out; see the module docstring for the steps."""
+
     def __init__(self, retriever: Retriever | MergedRetriever, llm: BaseChatModel, settings: Settings):
         from rag.llm import llm_errors
 
         self.retriever = retriever
         self.settings = settings
-        self.embeddings = embeddings_of(retriever)
+        self.embeddings = retriever.embeddings
         self._llm_errors = llm_errors
         self.rewrite_chain = REWRITE_PROMPT | llm | StrOutputParser()
-        self.answer_chain = EVIDENCE_PROMPT | llm.bind(max_tokens=EVIDENCE_MAX_TOKENS) | StrOutputParser()
+        # Called directly, not as prompt | llm | parser: closing a sequence's stream reads the
+        # model's stream to its end, and Stop must end the generation at once.
+        self.answer_llm = llm.bind(max_tokens=EVIDENCE_MAX_TOKENS)
 
     # --- steps -------------------------------------------------------------------------------
-    def rewrite(self, question: str, history: History) -> str:
+    def rewrite(self, question: str, history: History, config: RunnableConfig | None = None) -> str:
         """A standalone version of a question that refers back; any other question as asked."""
         if not history or not refers_back(question):
             return question
         with self._llm_errors(self.settings):
             text = self.rewrite_chain.invoke(
-                {"history": format_history(history), "question": question}
+                {"history": format_history(history), "question": question}, config
             )
         rewritten = strip_debris(text.strip().splitlines()[0]).strip('"') if text.strip() else ""
         if not _usable_rewrite(rewritten, question, history):
@@ -95,11 +115,50 @@ class QAChain:
     def evidence(self, query: str, hits: list[SearchHit]) -> list[Sentence]:
         return select_evidence(query, hits, self.embeddings, top=self.settings.evidence_sentences)
 
+    # --- the Runnable ----------------------------------------------------------------------------
+    def invoke(self, input: str | dict, config: RunnableConfig | None = None, **kwargs: Any) -> Answer:
+        return self._call_with_config(
+            lambda value, run_manager, config: self._run(*_inputs(value), _child(run_manager, config)).answer(),
+            input, config)
+
+    def stream(self, input: str | dict, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[AnswerChunk]:
+        yield from self._transform_stream_with_config(iter([input]), self._transform, config)
+
+    async def astream(self, input: str | dict, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[AnswerChunk]:
+        async def one():
+            yield input
+
+        async for chunk in self._atransform_stream_with_config(one(), self._atransform, config):
+            yield chunk
+
+    def _transform(self, inputs: Iterator[str | dict], run_manager=None, config=None) -> Iterator[AnswerChunk]:
+        for value in inputs:
+            yield from self._run(*_inputs(value), _child(run_manager, config)).chunks()
+
+    async def _atransform(self, inputs: AsyncIterator[str | dict], run_manager=None, config=None) -> AsyncIterator[AnswerChunk]:
+        async for value in inputs:
+            chunks = self._run(*_inputs(value), _child(run_manager, config)).chunks()
+            done = object()
+            while (chunk := await run_in_executor(None, next, chunks, done)) is not done:
+                yield chunk
+
+    # --- for the faces -----------------------------------------------------------------------------
+    def reply(self, question: str, history: History | None = None, k: int | None = None) -> Reply:
+        """The answer as it is written: iterate it for text, then `.answer()` for the whole."""
+        return self._run(question, history or [], k)
+
+    def ask(self, question: str, history: History | None = None, k: int | None = None) -> Answer:
+        return self._run(question, history or [], k).answer()
+
     # --- the whole chain -----------------------------------------------------------------------
-    def stream(self, question: str, history: History | None = None, k: int | None = None) -> Iterator[str | Answer]:
+    def _run(self, question: str, history: History, k: int | None, config: RunnableConfig | None = None) -> Reply:
+        return Reply(self._steps(question, history, k, config))
+
+    def _steps(self, question: str, history: History, k: int | None,
+               config: RunnableConfig | None) -> Iterator[str | Answer]:
+        """The text pieces as the model writes them, then the final Answer (wrapped by Reply)."""
         t0 = time.perf_counter()
-        history = history or []
-        query = self.rewrite(question, history)
+        query = self.rewrite(question, history, config)
         rewritten = query if query != question else None
         hits = self.retriever.retrieve(query, k=k)
         if not hits or not self.relevant(hits):
@@ -112,7 +171,7 @@ class QAChain:
         timings: dict = {}
         gate = self.settings.answerability_gate
         sure = confidence(query, hits, evidence) if evidence else float("-inf")
-        if not evidence or evidence[0].score < self.settings.unsure_below or (gate and sure < THRESHOLD):
+        if not evidence or (gate and sure < THRESHOLD):
             answer = self._unsure(evidence, hits, rewritten, timings)  # too weak to ask the model
             timings["total"] = round(time.perf_counter() - t0, 3)
             yield answer.answer
@@ -128,7 +187,9 @@ class QAChain:
         raw: list[str] = []
         started = time.perf_counter()
         with self._llm_errors(self.settings):
-            for token in self.answer_chain.stream({"evidence": prompt, "question": query}):
+            messages = EVIDENCE_PROMPT.invoke({"evidence": prompt, "question": query})
+            for chunk in self.answer_llm.stream(messages, config):
+                token = chunk.text
                 if token and "first_token" not in timings:
                     timings["first_token"] = round(time.perf_counter() - t0, 3)
                     timings["llm_first_token"] = round(time.perf_counter() - started, 3)
@@ -156,10 +217,6 @@ class QAChain:
             answer = self._verified(text, evidence, hits, query, rewritten, timings, quote_ok=not gate or sure >= SURE)
         timings["total"] = round(time.perf_counter() - t0, 3)
         yield answer
-
-    def ask(self, question: str, history: History | None = None, k: int | None = None) -> Answer:
-        *_, answer = self.stream(question, history, k)
-        return answer
 
     # --- composing the Answer ----------------------------------------------------------------
     def _verified(self, text: str, evidence: list[Sentence], hits, query: str, rewritten, timings,
@@ -247,11 +304,6 @@ def _sentences(text: str) -> list[str]:
     return [m.group(0) for m in SENTENCE.finditer(text) if m.group(0).strip() and m.end() < len(text)]
 
 
-def _repeats_itself(text: str) -> bool:
-    done = [" ".join(s.split()).lower() for s in _sentences(text) if s.strip()]
-    return len(done) > 1 and done[-1] in done[:-1]
-
-
 def _drop_repeats(text: str) -> str:
     """The text up to the first sentence that repeats an earlier one."""
     seen: set[str] = set()
@@ -279,13 +331,3 @@ def _says_not_found(text: str) -> bool:
     core = NOT_FOUND.lower().rstrip(".")
     plain = text.strip().lower()
     return plain.startswith(core) or plain in {"", core} or bool(_NOT_FOUND.search(plain))
-
-
-def make_chain(settings: Settings) -> QAChain:
-    """The chain for these settings: the configured embedder, store and LLM backend."""
-    from rag.embeddings import make_embedder
-    from rag.llm import make_llm
-    from rag.store import open_store
-
-    store = open_store(settings, make_embedder(settings), create=False)
-    return QAChain(Retriever(store, settings), make_llm(settings), settings)
