@@ -13,17 +13,15 @@ import time
 from pathlib import Path
 
 # Dataset loading, answer matching and batched query embeddings are shared with `rag eval`.
-from rag.app.evaluation import (  # noqa: F401  (re-exported for the benchmark scripts)
+from rag.app.evaluation.datasets import (  # noqa: F401  (re-exported for the benchmark scripts)
     Question,
     collection_name,
-    contains_answer,
-    ingest_dataset,
     load_dataset,
-    normalize,
     sample,
-    with_precomputed_queries,
     write_documents,
 )
+from rag.app.evaluation.running import ingest_dataset, with_precomputed_queries  # noqa: F401
+from rag.app.evaluation.scoring import contains_answer, normalize  # noqa: F401
 
 DEFAULT_DATA_DIR = Path("/tmp/rag-bench")
 

@@ -107,12 +107,15 @@ class Settings(BaseSettings):
     )
     openai_model: str = Field("gpt-4o-mini", description="Model name for RAG_LLM=openai.")
     openai_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY")
+        None, validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="API key for RAG_LLM=openai (also read from OPENAI_API_KEY); never logged or shown.",
     )
     openai_base_url: str | None = Field(
-        None, validation_alias=AliasChoices("RAG_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+        None, validation_alias=AliasChoices("RAG_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="OpenAI-compatible server for RAG_LLM=openai (also OPENAI_BASE_URL), e.g. "
+        "http://127.0.0.1:8080/v1 for llama.cpp's server, vLLM or Ollama. Empty: OpenAI.",
     )
-    temperature: float = Field(0.1, ge=0.0, le=2.0)
+    temperature: float = Field(0.1, ge=0.0, le=2.0, description="Sampling temperature of the answer model.")
     max_answer_tokens: int = Field(256, ge=16, description="Longest answer generated.")
     context_window: int = Field(4096, ge=512, description="Local model context (tokens).")
     llm_timeout: float = Field(120.0, gt=0, description="Seconds before an LLM request fails.")
@@ -184,6 +187,33 @@ class Settings(BaseSettings):
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+
+#: Settings by what they are about, in the order docs/configuration.md lists them (checked by
+#: tests/test_docs.py: every setting is in exactly one group and has a description).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "Storage and ingestion": (
+        "data_dir", "collection", "chroma_url", "chunk_size", "chunk_overlap", "max_file_mb", "ocr", "ocr_max_pages",
+    ),
+    "Embedding": ("embedding_model", "embedding_backend", "embedding_int8_recipe", "embedding_batch_size"),
+    "Retrieval": ("k", "hybrid", "mmr", "refuse_below"),
+    "Answering": ("evidence_sentences", "answerability_gate"),
+    "LLM": (
+        "llm", "local_model", "openai_model", "openai_api_key", "openai_base_url", "temperature", "max_answer_tokens",
+        "context_window", "llm_timeout", "max_loaded_models", "model_dirs",
+    ),
+    "Web app": ("auth", "max_upload_files", "queue_max_size", "preload", "public"),
+    "Public mode: what visitors may use": (
+        "session_ttl_minutes", "public_backends", "public_models", "visitor_upload_files", "visitor_upload_mb",
+        "visitor_questions_in_flight", "visitor_questions_per_minute", "client_ip_header",
+    ),
+}
+
+
+def env_names(name: str) -> list[str]:
+    """The environment variables a setting is read from."""
+    alias = Settings.model_fields[name].validation_alias
+    return list(alias.choices) if isinstance(alias, AliasChoices) else [f"RAG_{name.upper()}"]
 
 
 def load_settings(**overrides) -> Settings:

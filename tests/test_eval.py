@@ -16,7 +16,8 @@ import pytest
 from conftest import child_env, rag_cmd
 
 from rag.app.cli import main
-from rag.app.evaluation import Question, RetrievalScores, sample
+from rag.app.evaluation.datasets import Question, sample
+from rag.app.evaluation.scoring import RetrievalScores
 from rag.answer.chain import REFUSAL
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

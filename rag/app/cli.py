@@ -346,10 +346,6 @@ per_question [{question, answers, answerable, rank, answer, refused, ...}], repo
 """
 
 
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def cmd_eval(args) -> int:
     from rag.app.evaluation import EvalOptions, evaluate, load_dataset, save_plot
 
@@ -373,32 +369,7 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
         return 0
-    q, corpus = report.questions, report.corpus
-    print(
-        f"{args.dataset.name}: {q['evaluated']} of {q['total']} questions ({q['answerable']} answerable), "
-        f"{corpus['documents']} documents, {corpus['chunks']} chunks"
-    )
-    print(f"retrieval ({report.mode}, k={k}) over {retrieval.questions} answerable questions:")
-    print(f"  recall@1   {_fmt(retrieval.recall_by_k[0])}")
-    print(f"  recall@{k:<3} {_fmt(retrieval.recall_by_k[-1])}")
-    print(f"  MRR@{k:<6} {_fmt(retrieval.mrr)}")
-    a = report.answers
-    if a:
-        print(f"answers ({a['model']}, temperature 0) to {a['questions']} questions:")
-        print(f"  exact match       {_fmt(a['exact_match'])}   (over {a['answered']} answerable answered)")
-        print(f"  F1                {_fmt(a['f1'])}")
-        print(f"  refused           {_fmt(a['refusal_rate'])}")
-        print(f"  false refusals    {_fmt(a['false_refusal_rate'])}   (answerable refused)")
-        print(f"  correct refusals  {_fmt(a['correct_refusal_rate'])}   (unanswerable refused)")
-        e = a.get("evidence_first")
-        if e:
-            ok, no = e["answerable_status"], e["unanswerable_status"]
-            print(f"  answer contains gold {_fmt(e['answer_contains_gold'])}   quote contains gold {_fmt(e['quote_contains_gold'])}"
-                  f"   EM {_fmt(e['exact_match'])}   F1 {_fmt(e['f1'])}   (all answerable)")
-            for label, r in (("answerable  ", ok), ("unanswerable", no)):
-                print(f"  {label} answered {_fmt(r['answered'])}  unsure {_fmt(r['unsure'])}  refused {_fmt(r['refused'])}")
-            print(f"  time to first token p50 {_fmt(e['first_token_p50'])} s   p90 {_fmt(e['first_token_p90'])} s"
-                  f"   seconds per answer {_fmt(e['seconds_per_answer'])}")
+    print("\n".join(report.summary(args.dataset.name, k)))
     print(f"report {args.report}, plot {args.plot}")
     return 0
 

@@ -7,28 +7,9 @@ report.py    EvalReport, the typed result (`to_json()` is the JSON report)
 plotting.py  the recall@k PNG
 """
 
-from rag.app.evaluation.datasets import Dataset, Question, collection_name, load_dataset, sample, write_documents
+from rag.app.evaluation.datasets import load_dataset
 from rag.app.evaluation.plotting import save_plot
 from rag.app.evaluation.report import EvalReport
-from rag.app.evaluation.running import (
-    EvalOptions,
-    evaluate,
-    ingest_dataset,
-    with_precomputed_queries,
-)
-from rag.app.evaluation.scoring import (
-    RetrievalScores,
-    contains,
-    contains_answer,
-    exact_match,
-    f1,
-    first_rank,
-    normalize,
-    score_answers,
-)
+from rag.app.evaluation.running import EvalOptions, evaluate
 
-__all__ = [
-    "Dataset", "EvalOptions", "EvalReport", "Question", "RetrievalScores", "collection_name", "contains",
-    "contains_answer", "evaluate", "exact_match", "f1", "first_rank", "ingest_dataset", "load_dataset",
-    "normalize", "sample", "save_plot", "score_answers", "with_precomputed_queries", "write_documents",
-]
+__all__ = ["EvalOptions", "EvalReport", "evaluate", "load_dataset", "save_plot"]
