@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ingest.loaders import LoadError
+from ingest.formats import LoadError
 from rag.schema import FileResult
 
 if TYPE_CHECKING:

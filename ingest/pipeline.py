@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 from ingest import ocr, stats
 from ingest.chunking import Chunker, ChunkLimits
-from ingest.loaders import LoadError, check_file, load_file
+from ingest.formats import LoadError, check_file, load_file
 from rag.context import readable_title
 from rag.schema import FileResult, ReadReport
 from rag.settings import Settings

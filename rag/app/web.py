@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ingest.loaders import LOADERS
+from ingest.formats import LOADERS
 from rag import policy
 from rag.errors import RagError
 from rag.markup import inert, inert_line
