@@ -5,9 +5,9 @@ HTML files of N empty <p> elements.
 
 Each file is a real DOCX (python-docx's template) whose body is N empty <w:p/>; 700,000 of them
 zip to about 41 KB, under the zip-bomb limits. `--loaders` points at another checkout's folder
-holding ingest/loaders.py (e.g. an older commit exported with `git show REV:ingest/loaders.py`)
-to time that version in the same run; give it small sizes, the old per-paragraph style lookup
-took minutes.
+holding an ingest/ package (e.g. an older commit exported with `git archive REV ingest | tar -x -C OLD`;
+before ingest/formats/ existed, the loaders were ingest/loaders.py) to time that version in the
+same run; give it small sizes, the old per-paragraph style lookup took minutes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import docgen  # noqa: E402
+
+
+def _load_file():
+    """`load_file` of the `ingest` package first on sys.path (an older one had ingest/loaders.py)."""
+    try:
+        return importlib.import_module("ingest.formats").load_file
+    except ModuleNotFoundError:
+        return importlib.import_module("ingest.loaders").load_file
 
 
 def time_load(load_file, path: Path) -> tuple[float, str]:
@@ -39,12 +47,12 @@ def main() -> None:
     parser.add_argument("--html-sizes", default="20000,150000,2000000")
     parser.add_argument("--loaders", type=Path, help="folder containing another ingest/ package to time too")
     args = parser.parse_args()
-    versions = {"this checkout": importlib.import_module("ingest.loaders").load_file}
+    versions = {"this checkout": _load_file()}
     if args.loaders:
         sys.path.insert(0, str(args.loaders))
         for name in [m for m in sys.modules if m == "ingest" or m.startswith("ingest.")]:
             del sys.modules[name]
-        versions[f"{args.loaders}"] = importlib.import_module("ingest.loaders").load_file
+        versions[f"{args.loaders}"] = _load_file()
     with tempfile.TemporaryDirectory() as tmp:
         print("| empty paragraphs | file KB | loader | seconds | outcome |\n|---|---|---|---|---|")
         for n in (int(s) for s in args.sizes.split(",")):

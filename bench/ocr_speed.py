@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ingest import ocr, stats
-    from ingest.loaders import load_file
+    from ingest.formats import load_file
 
     configs = {  # name -> (text detection longest side or None for RapidOCR's default, line classifier)
         "RapidOCR defaults": (None, True),

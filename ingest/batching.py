@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ingest.loaders import LoadError
+from ingest.formats import LoadError
+from ingest.identity import document_id
 from rag.schema import FileResult
 
 if TYPE_CHECKING:
@@ -89,8 +90,6 @@ def run_pipeline(ingestor: "Ingestor", files: list[Path]) -> Iterator[FileResult
 
 
 def _read_ahead(ingestor: "Ingestor", files: list[Path], out: queue.Queue, stop: threading.Event) -> None:
-    from ingest.pipeline import document_id
-
     def put(item) -> bool:
         while not stop.is_set():
             try:

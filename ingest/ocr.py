@@ -7,7 +7,8 @@ settings on itself and two cores gain nothing from running two OCRs at once.
 
 Bounds, so one hostile file cannot take the machine:
 - images over MAX_IMAGE_PIXELS are refused from their header, before any pixel is decoded
-  (a 30,000 x 30,000 PNG, a decompression bomb); truncated images fail with that reason;
+  (a 30,000 x 30,000 PNG, a decompression bomb); truncated images fail with that reason (the
+  image loader, ingest/formats/image.py, applies these bounds and calls `read_image`);
 - every page is rendered or scaled to at most MAX_SIDE pixels on its longest side (RapidOCR
   scales to that anyway), so memory and time per page are bounded whatever the page size says;
 - at most `max_pages` pages of one file are OCR'd (RAG_OCR_MAX_PAGES); the rest are reported.
@@ -19,25 +20,20 @@ so loaders keep their one-argument signature; outside it the defaults apply.
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
-import warnings
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from langchain_core.documents import Document
-
 from ingest import stats
-from ingest.loaders import LoadError, _detail, _doc
+from ingest.formats.base import LoadError, detail
 
 OCR_MODES = ("auto", "off", "force")
 MAX_SIDE = 2000  # px: RapidOCR's own max_side_len; rendering more only costs memory
 RENDER_DPI = 200  # PDF pages: 200 dpi, unless that makes the longest side exceed MAX_SIDE
 MAX_IMAGE_PIXELS = 64_000_000  # a 600-dpi A4 scan is 35 MP, a phone photo 12-48 MP
 MIN_TEXT_CHARS = 16  # a PDF page with fewer letters and digits than this has no usable text layer
-IMAGE_FORMATS = {"PNG", "JPEG", "MPO", "TIFF", "WEBP"}
 #: Files whose text depends on the OCR settings.
 OCR_EXTENSIONS = {".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
 
@@ -97,7 +93,7 @@ def make_engine(det_max_side: int | None = DET_MAX_SIDE, line_classifier: bool =
     try:
         from rapidocr import RapidOCR
     except ImportError as exc:  # pragma: no cover - a broken install
-        raise LoadError(f"OCR is not available ({_detail(exc)}); pip install rapidocr onnxruntime") from exc
+        raise LoadError(f"OCR is not available ({detail(exc)}); pip install rapidocr onnxruntime") from exc
     params = {"Global.log_level": "error", "Global.max_side_len": MAX_SIDE, "Global.use_cls": line_classifier}
     if det_max_side:
         params.update({"Det.limit_type": "max", "Det.limit_side_len": det_max_side})
@@ -229,7 +225,7 @@ def render_pdf_pages(path: Path, indexes: list[int], dpi: int = RENDER_DPI) -> I
         with _pdfium_lock:
             pdf = pdfium.PdfDocument(str(path))
     except Exception as exc:  # PdfiumError, or a password it cannot open
-        raise LoadError(f"cannot render the PDF for OCR ({_detail(exc)})") from exc
+        raise LoadError(f"cannot render the PDF for OCR ({detail(exc)})") from exc
     try:
         for index in indexes:
             with _pdfium_lock:
@@ -243,72 +239,10 @@ def render_pdf_pages(path: Path, indexes: list[int], dpi: int = RENDER_DPI) -> I
                     image = bitmap.to_pil().copy()  # owns its pixels: the bitmap buffer is freed next
                     bitmap.close()
                 except Exception as exc:
-                    raise LoadError(f"cannot render page {index + 1} for OCR ({_detail(exc)})") from exc
+                    raise LoadError(f"cannot render page {index + 1} for OCR ({detail(exc)})") from exc
                 finally:
                     page.close()
             yield index, image
     finally:
         with _pdfium_lock:
             pdf.close()
-
-
-# ---------------------------------------------------------------- images as documents
-
-def load_image(path: Path) -> list[Document]:
-    """PNG, JPEG, TIFF (every frame a page), WebP: OCR each frame into one section."""
-    options = current()
-    if options.mode == "off":
-        raise LoadError("an image can only be read by OCR, and OCR is off (RAG_OCR=off)")
-    from PIL import Image, UnidentifiedImageError
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _frame checks sizes itself
-        try:
-            image = Image.open(path)
-        except Image.DecompressionBombError as exc:  # over twice Pillow's own limit
-            pixels = re.search(r"\((\d+) pixels\)", str(exc))
-            size = f"{int(pixels.group(1)) // 1_000_000:,} megapixels" if pixels else "too large"
-            raise LoadError(f"image is {size}, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit — "
-                            "refusing (possible decompression bomb)") from exc
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise LoadError(f"not a valid or complete image ({_detail(exc)})") from exc
-        with image:
-            if image.format not in IMAGE_FORMATS:
-                raise LoadError(f"image format {image.format} is not supported here (PNG, JPEG, TIFF, WebP)")
-            frames = getattr(image, "n_frames", 1)
-            docs, empty, ocr_pages = [], 0, 0
-            for frame in range(min(frames, options.max_pages)):
-                text = read_image(_frame(image, frame))
-                if text.strip():
-                    docs.append(_doc(text, page=frame + 1 if frames > 1 else None, ocr=True))
-                    ocr_pages += 1
-                else:
-                    empty += 1
-    skipped = max(0, frames - options.max_pages)
-    warning = (f"OCR stopped at RAG_OCR_MAX_PAGES={options.max_pages}: {skipped} more frames were not read"
-               if skipped else None)
-    stats.report(pages=frames, ocr_pages=ocr_pages, empty_pages=empty + skipped, warning=warning)
-    if not docs:
-        raise LoadError(f"OCR found no text in this image ({frames} {'page' if frames == 1 else 'pages'})")
-    return docs
-
-
-def _frame(image, index: int):
-    """Frame `index`, decoded, after refusing sizes that would exhaust memory."""
-    from PIL import Image
-
-    try:
-        image.seek(index)
-    except (EOFError, OSError, ValueError) as exc:
-        raise LoadError(f"image page {index + 1} cannot be read ({_detail(exc)})") from exc
-    width, height = image.size
-    if width * height > MAX_IMAGE_PIXELS:
-        raise LoadError(f"image is {width:,} x {height:,} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000} "
-                        "megapixel limit — refusing (possible decompression bomb)")
-    try:
-        if image.format == "JPEG" and max(width, height) > MAX_SIDE:
-            image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at reduced scale: less memory and time
-        image.load()
-        return image.copy()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise LoadError(f"truncated or corrupt image ({_detail(exc)})") from exc

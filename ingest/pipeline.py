@@ -16,7 +16,6 @@ one-file path (web uploads).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,26 +24,14 @@ from typing import Callable, Iterable, Iterator
 
 from ingest import ocr, stats
 from ingest.chunking import Chunker, ChunkLimits
-from ingest.loaders import LoadError, check_file, load_file
+from ingest.formats import LoadError, check_file, load_file
+from ingest.identity import document_id, file_hash
 from rag.context import readable_title
 from rag.schema import FileResult, ReadReport
 from rag.settings import Settings
 from rag.store import DocumentStore
 
 STATUSES = ("added", "unchanged", "updated", "failed")
-
-
-def document_id(path: str | Path) -> str:
-    """Stable id of a document: its absolute path, so `docs/a.pdf` and `./docs/a.pdf` are one."""
-    return hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
-
-
-def file_hash(path: Path, salt: str) -> str:
-    digest = hashlib.sha256(salt.encode())
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def expand_paths(paths: Iterable[str | Path], exclude: Iterable[Path] = ()) -> list[Path]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import docgen
-from ingest.loaders import load_file
+from ingest.formats import load_file
 from rag.app.page_image import find_span, pick_quote, render_page
 from rag.app.sources_view import highlight, link_markers, location, passages_of, render_panel
 from rag.app.starters import example_questions

@@ -28,7 +28,7 @@ from langchain_core.documents import Document
 from conftest import free_port, rag_cmd, running_server
 from docgen import make_docx, make_pdf, make_pptx, make_text, make_xlsx
 from ingest.chunking import Chunker, ChunkLimits
-from ingest.loaders import load_file
+from ingest.formats import load_file
 from ingest.pipeline import Ingestor
 from rag.answer.chain import REFUSAL
 from rag.settings import Settings

@@ -8,7 +8,7 @@ import pytest
 
 from docgen import make_random_bytes, make_zip_bomb_docx
 from docgen_scans import make_epub
-from ingest.loaders import LoadError, load_file
+from ingest.formats import LoadError, load_file
 
 CHAPTERS = [
     ("The Sea", "<h1>The Sea</h1><p>Currents run north along the coast.</p>"

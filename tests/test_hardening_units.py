@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import docgen
-from ingest.loaders import LoadError, load_file
+from ingest.formats import LoadError, load_file
 from rag.app import policy
 from rag.errors import ConfigError
 from rag.app.markup import inert

@@ -1,7 +1,8 @@
 """The import contract: the core (`rag/` minus `rag/app/`) never imports `ingest/`, the faces or a
-web framework (gradio, fastapi, starlette, uvicorn); `ingest/` never imports the faces. Checked on
-the source with `ast`, function-level imports and `importlib.import_module("…")` / `__import__("…")`
-with a literal name included, so a lazy import cannot slip past."""
+web framework (gradio, fastapi, starlette, uvicorn); `ingest/` never imports the faces; no import
+cycle among the modules of `ingest/`. Checked on the source with `ast`, function-level imports and
+`importlib.import_module("…")` / `__import__("…")` with a literal name included, so a lazy import
+cannot slip past."""
 
 from __future__ import annotations
 
@@ -25,14 +26,21 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def imported_modules(path: Path, root: Path = ROOT) -> list[tuple[int, list[str]]]:
+def imported_modules(path: Path, root: Path = ROOT, typing_only: bool = True) -> list[tuple[int, list[str]]]:
     """(line, absolute module names) of every import statement in the file, at any depth; for
-    `from X import Y` both X and X.Y (Y may be a submodule)."""
+    `from X import Y` both X and X.Y (Y may be a submodule). typing_only=False leaves out the
+    imports under `if TYPE_CHECKING:`, which never run."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     name = _module_name(path, root)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    skipped = set() if typing_only else {
+        id(inner) for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+        for statement in node.body for inner in ast.walk(statement)}
     found = []
     for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             found.extend((node.lineno, [alias.name]) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -85,7 +93,7 @@ def test_the_check_sees_function_level_and_relative_imports(tmp_path):
     (tmp_path / "rag" / "chain.py").write_text("def f():\n    from ingest.pipeline import Ingestor\n")
     (tmp_path / "rag" / "store.py").write_text("from .app import cli\n")
     (tmp_path / "rag" / "app" / "cli.py").write_text("import ingest.pipeline\n")  # allowed: a face
-    (tmp_path / "ingest" / "loaders.py").write_text("import rag.settings\nfrom rag import app\n")
+    (tmp_path / "ingest" / "pipeline.py").write_text("import rag.settings\nfrom rag import app\n")
     (tmp_path / "rag" / "lazy.py").write_text(
         "import importlib\n\ndef f():\n    return importlib.import_module('ingest.pipeline')\n")
     (tmp_path / "rag" / "sneaky.py").write_text("def f():\n    return __import__('rag.app.web')\n")
@@ -99,7 +107,7 @@ def test_the_check_sees_function_level_and_relative_imports(tmp_path):
         "rag/sneaky.py:2 imports rag.app.web",
         "rag/store.py:1 imports rag.app",
         "rag/web.py:1 imports gradio",
-        "ingest/loaders.py:2 imports rag.app",
+        "ingest/pipeline.py:2 imports rag.app",
     ], found
 
 
@@ -154,4 +162,110 @@ def test_the_chroma_check_sees_planted_violations(tmp_path):
         "rag/app/web.py:2 uses store._client",
         "rag/retrieval.py:3 uses self.store.collection",
         "ingest/pipeline.py:2 imports chromadb",
+    ]
+
+
+# ------------------------------------------------------------------ import cycles
+
+def module_graph(root: Path = ROOT, packages: tuple[str, ...] = ("rag", "ingest")) -> dict[str, dict[str, int]]:
+    """module -> {module of the tree it imports: line of the first such import}, function-level
+    imports included, `if TYPE_CHECKING:` ones not (they never run). `import X.Y` is an edge to
+    X.Y; `from X import Y` to X.Y when that is a module of the tree, else to X. (Python also runs
+    X's __init__ first, but a package that lists its own submodules would then always be "in a
+    cycle" with them: like import-linter's grimp, that implicit edge to a parent is not drawn.)"""
+    paths = {_module_name(p, root): p for package in packages for p in sorted((root / package).rglob("*.py"))}
+    graph: dict[str, dict[str, int]] = {}
+    for module, path in paths.items():
+        edges = graph.setdefault(module, {})
+        for line, names in imported_modules(path, root, typing_only=False):
+            # `import a, b` gives one entry per module; `from X import Y, Z` gives [X, X.Y, X.Z]
+            targets = names if len(names) == 1 else [name if name in paths else names[0] for name in names[1:]]
+            for target in targets:
+                if target in paths and target != module:
+                    edges.setdefault(target, line)
+    return graph
+
+
+def import_cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted: every
+    module of one can reach every other by imports, i.e. they import each other in a cycle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in graph.get(module, {}):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(found)
+
+
+def ingest_cycles(root: Path = ROOT) -> list[str]:
+    """Each import cycle that involves a module of ingest/, with its imports ("a:3 -> b")."""
+    graph = module_graph(root)
+    out = []
+    for cycle in import_cycles(graph):
+        if any(m == "ingest" or m.startswith("ingest.") for m in cycle):
+            out.append("; ".join(f"{a}:{line} -> {b}" for a in cycle for b, line in graph[a].items() if b in cycle))
+    return out
+
+
+def test_no_import_cycle_in_ingest():
+    found = ingest_cycles()
+    assert not found, "import cycle in ingest/ (move the shared code down, e.g. into ingest/formats/base.py):\n" + "\n".join(found)
+
+
+def test_the_cycle_check_sees_function_level_and_relative_imports(tmp_path):
+    """The checker itself: yesterday's shape (the loaders import the EPUB module inside a function,
+    which imports the loaders' private helpers back) is a cycle, and so is one through a relative
+    import; today's shape (a kit every format and the OCR engine import, the PDF loader calling
+    the engine inside a function, the package listing its formats) is not."""
+    (tmp_path / "ingest" / "formats").mkdir(parents=True)
+    (tmp_path / "rag").mkdir()
+    for package in ("ingest", "ingest/formats", "rag"):
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "ingest" / "loaders.py").write_text("import os\n\n\ndef load_epub(path):\n    from ingest.epub import read\n")
+    (tmp_path / "ingest" / "epub.py").write_text("from ingest.loaders import _Budget, _Sections\n")
+    (tmp_path / "ingest" / "stats.py").write_text("from .chunking import Chunker\n")
+    (tmp_path / "ingest" / "chunking.py").write_text("from . import stats\n")
+    (tmp_path / "ingest" / "formats" / "__init__.py").write_text("from ingest.formats import base, pdf\nfrom .epub import load\n")
+    (tmp_path / "ingest" / "formats" / "base.py").write_text("import zipfile\n")
+    (tmp_path / "ingest" / "formats" / "epub.py").write_text("from ingest.formats import base\nfrom .base import LoadError\n")
+    (tmp_path / "ingest" / "formats" / "pdf.py").write_text("from ingest.formats.base import LoadError\n\n\ndef load(path):\n    from ingest import ocr\n")
+    (tmp_path / "ingest" / "ocr.py").write_text("from ingest import stats\nfrom ingest.formats.base import LoadError, detail\n")
+    (tmp_path / "ingest" / "pipeline.py").write_text("def ingest():\n    from ingest.batching import run\n")
+    (tmp_path / "ingest" / "batching.py").write_text(  # a type-only import back is no cycle
+        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from ingest.pipeline import Ingestor\n")
+    (tmp_path / "rag" / "chain.py").write_text("from rag import store\n")
+    (tmp_path / "rag" / "store.py").write_text("def f():\n    import rag.chain\n")  # a cycle, but not in ingest/
+    assert import_cycles(module_graph(tmp_path)) == [
+        ["ingest.chunking", "ingest.stats"],
+        ["ingest.epub", "ingest.loaders"],
+        ["rag.chain", "rag.store"],
+    ]
+    assert ingest_cycles(tmp_path) == [
+        "ingest.chunking:1 -> ingest.stats; ingest.stats:1 -> ingest.chunking",
+        "ingest.epub:1 -> ingest.loaders; ingest.loaders:5 -> ingest.epub",
     ]

@@ -1,4 +1,4 @@
-"""Behaviour of ingest.loaders on real files written by docgen."""
+"""Behaviour of ingest.formats on real files written by docgen."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +9,7 @@ import pytest
 from docgen import (make_csv, make_docx, make_empty, make_encrypted_pdf, make_html, make_image_only_pdf,
                     make_pdf, make_pptx, make_random_bytes, make_text, make_truncated_pdf, make_xlsx,
                     make_zip_bomb_docx)
-from ingest.loaders import LOADERS, LoadError, decode_text, load_file
+from ingest.formats import LOADERS, LoadError, decode_text, load_file
 
 ALLOWED_KEYS = {"page", "heading", "sheet", "row"}
 KEY_TYPES = {"page": int, "heading": str, "sheet": str, "row": int}

@@ -14,7 +14,7 @@ import docgen
 from docgen_scans import (make_epub, make_mixed_pdf, make_photo, make_png_bomb, make_png_header_only,
                           make_scanned_pdf, make_tiff, make_truncated_image)
 from ingest import ocr, stats
-from ingest.loaders import LoadError, load_file
+from ingest.formats import LoadError, load_file
 from rag.app.cli import main
 from rag.schema import FileResult, ReadReport
 

@@ -99,14 +99,14 @@ def test_rag_embedding_batch_size_is_the_batch_the_model_runs(monkeypatch, batch
 
 def test_an_unchanged_file_is_not_even_parsed(ingestor, corpus, monkeypatch):
     assert ingestor.ingest([corpus]).ok
-    import ingest.loaders
+    import ingest.formats
     import ingest.pipeline
     from ingest.chunking import Chunker
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("an unchanged file was parsed")
 
-    for module in (ingest.pipeline, ingest.loaders):
+    for module in (ingest.pipeline, ingest.formats):
         for name in dir(module):
             if name.startswith("load") and callable(getattr(module, name)):
                 monkeypatch.setattr(module, name, must_not_run)

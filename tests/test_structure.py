@@ -4,7 +4,7 @@ from font size and weight, and numbered question headings; setext Markdown headi
 from __future__ import annotations
 
 import docgen
-from ingest.loaders import load_file
+from ingest.formats import load_file
 
 MANUAL = [
     ("heading", 1, "7 The fog horn"),

@@ -56,7 +56,7 @@ def _result_line(result) -> str:
 def _precheck(paths, settings, report, json_out: bool) -> list:
     """The files worth opening the store for: missing, empty, unsupported or oversized ones are
     reported now, before the embedding model loads (a typo is an answer in a second, not ten)."""
-    from ingest.loaders import LoadError, check_file
+    from ingest.formats import LoadError, check_file
     from ingest.pipeline import expand_paths
     from rag.schema import FileResult
 

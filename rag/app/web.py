@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ingest.loaders import LOADERS
+from ingest.formats import LOADERS
 from rag.app import policy
 from rag.errors import RagError
 from rag.app.markup import inert, inert_line

@@ -18,9 +18,8 @@ from urllib.parse import unquote, urldefrag
 
 from langchain_core.documents import Document
 
-from ingest.loaders import (
-    _HTML_DROP, LoadError, _Budget, _check_zip, _detail, _html_flush, _html_walk, _Sections, _squash, count_elements,
-)
+from ingest.formats import html
+from ingest.formats.base import Budget, LoadError, Sections, check_zip, detail, squash
 
 _XHTML = {"application/xhtml+xml", "text/html", "application/xml", "text/xml"}
 _MAX_MEMBER = 50 * 1024 * 1024  # one chapter or package file; the zip check bounds the total
@@ -42,17 +41,17 @@ def _soup(data: bytes):
         return BeautifulSoup(data, "html.parser")
 
 
-class _Chapters(_Sections):
+class _Chapters(Sections):
     """Sections whose heading path starts with the chapter title from the table of contents."""
 
     title = ""
 
     def chapter(self, title: str) -> None:
-        self.title = _squash(title)
+        self.title = squash(title)
         self.heading(0, self.title)
 
     def heading(self, level: int, text: str) -> None:
-        if level > 0 and self.title and _squash(text).casefold() == self.title.casefold():
+        if level > 0 and self.title and squash(text).casefold() == self.title.casefold():
             self.flush()  # the chapter's own title inside it: already the top of the path
             return
         super().heading(level, text)
@@ -101,7 +100,7 @@ def _toc_titles(book: _Book, opf_path: str, manifest: dict[str, dict], toc_id: s
         soup = _soup(book.read(nav["path"]))
         tocs = [n for n in _find_all(soup, "nav") if "toc" in (n.get("epub:type") or n.get("type") or "")]
         for a in (tocs[0] if tocs else soup).find_all("a", href=True):
-            titles.setdefault(_resolve(nav["path"], a["href"]), _squash(a.get_text(" ")))
+            titles.setdefault(_resolve(nav["path"], a["href"]), squash(a.get_text(" ")))
     ncx = manifest.get(toc_id or "") or next(
         (i for i in manifest.values() if i["media_type"] == "application/x-dtbncx+xml"), None)
     if not titles and ncx and ncx["path"] in book.names:
@@ -109,29 +108,29 @@ def _toc_titles(book: _Book, opf_path: str, manifest: dict[str, dict], toc_id: s
             label = next(iter(_find_all(point, "text")), None)
             content = next(iter(_find_all(point, "content")), None)
             if label is not None and content is not None and content.get("src"):
-                titles.setdefault(_resolve(ncx["path"], content["src"]), _squash(label.get_text(" ")))
+                titles.setdefault(_resolve(ncx["path"], content["src"]), squash(label.get_text(" ")))
     return {path: title for path, title in titles.items() if title}
 
 
-def _chapter_into(data: bytes, out: _Chapters, budget: _Budget) -> None:
-    count_elements(data, budget)  # before parsing: one budget for the whole book
+def _chapter_into(data: bytes, out: _Chapters, budget: Budget) -> None:
+    html.count_elements(data, budget)  # before parsing: one budget for the whole book
     soup = _soup(data)
-    for tag in soup.find_all(["head", *_HTML_DROP]):
+    for tag in soup.find_all(["head", *html.DROP]):
         tag.decompose()
     buf: list[str] = []
-    _html_walk(soup.find("body") or soup, out, buf, budget)
-    _html_flush(out, buf)
+    html.walk(soup.find("body") or soup, out, buf, budget)
+    html.flush(out, buf)
 
 
-def load_epub(path: Path) -> list[Document]:
-    _check_zip(path, "EPUB")
+def load(path: Path) -> list[Document]:
+    check_zip(path, "EPUB")
     try:
         with zipfile.ZipFile(path) as zf:
             return _read_book(_Book(zf))
     except LoadError:
         raise
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
-        raise LoadError(f"not a valid EPUB ({_detail(exc)})") from exc
+        raise LoadError(f"not a valid EPUB ({detail(exc)})") from exc
 
 
 def _read_book(book: _Book) -> list[Document]:
@@ -157,7 +156,7 @@ def _read_book(book: _Book) -> list[Document]:
         raise LoadError("EPUB is DRM-protected (its chapters are encrypted); remove the DRM with the "
                         "software it was bought for, or export the text")
     titles = _toc_titles(book, opf_path, manifest, spine.get("toc"))
-    out, budget = _Chapters(), _Budget("HTML elements in its chapters")
+    out, budget = _Chapters(), Budget("HTML elements in its chapters")
     for chapter in chapters:
         out.chapter(titles.get(chapter["path"], ""))
         _chapter_into(book.read(chapter["path"]), out, budget)
