@@ -22,7 +22,7 @@ Two embedders:
 What does grow, and should: Chroma's HNSW index keeps every vector (384 float32 = 1.5 KB per
 chunk) plus its graph links in memory; the "vectors" column is that floor, chunks x 1.5 KB.
 Sources: SQuAD-format JSON (the paragraphs' contexts) or any text file; the default is this
-repository's README.md, so the bench (and tests/test_memory_bounded.py) runs with no dataset.
+repository's README.md and docs/*.md, so the bench (and tests/test_memory_bounded.py) runs with no dataset.
 `--json` prints one JSON object per row instead of the table. Linux only (/proc, wait4).
 """
 
@@ -239,7 +239,7 @@ def format_row(r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, nargs="+", default=[REPO / "README.md"],
+    parser.add_argument("--source", type=Path, nargs="+", default=[REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))],
                         help="SQuAD-format .json files or text files whose sentences make the corpus")
     parser.add_argument("--sizes", type=float, nargs="+", default=[5, 20, 50, 200], help="corpus sizes in MB")
     parser.add_argument("--embedder", nargs="+", choices=["stand-in", "real"], default=["stand-in"])

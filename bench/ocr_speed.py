@@ -2,7 +2,7 @@
 
     nice python bench/ocr_speed.py --pages 3 [--dataset ../shared/eval/xquad-en/xquad.en.json]
 
-Pages: real paragraphs (the dataset's contexts, or this repository's README without one) typeset
+Pages: real paragraphs (the dataset's contexts, or this repository's README and docs/ without one) typeset
 as A4 PDF pages at 11 pt with reportlab, so the true text of every page is known. Each page is
 rendered with PDFium at a scan resolution and read by RapidOCR, for several engine settings
 (text-detection size, RapidOCR's per-line orientation classifier on or off); a "photo" variant rotates the page 1.5 degrees and adds noise. Word recall: the share of
@@ -34,8 +34,9 @@ def page_texts(dataset: Path | None, pages: int, chars_per_page: int = 2600) -> 
         data = json.loads(dataset.read_text(encoding="utf-8"))
         paragraphs = [p["context"] for article in data["data"] for p in article["paragraphs"]]
     else:
-        readme = Path(__file__).resolve().parent.parent / "README.md"
-        paragraphs = [p for p in readme.read_text(encoding="utf-8").split("\n\n") if len(p) > 200 and "|" not in p]
+        repo = Path(__file__).resolve().parent.parent
+        texts = [f.read_text(encoding="utf-8") for f in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]]
+        paragraphs = [p for text in texts for p in text.split("\n\n") if len(p) > 200 and "|" not in p]
     random.Random(0).shuffle(paragraphs)
     out, current = [], ""
     for paragraph in paragraphs:
@@ -108,7 +109,7 @@ def main() -> None:
         "det default, no cls": (None, False),
     }
     texts = page_texts(args.dataset, args.pages)
-    source = args.dataset.name if args.dataset.is_file() else "README.md"
+    source = args.dataset.name if args.dataset.is_file() else "README.md + docs"
     with tempfile.TemporaryDirectory() as tmp:
         pdf = Path(tmp) / "typeset.pdf"
         data, truth = typeset(texts)

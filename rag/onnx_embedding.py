@@ -4,8 +4,8 @@ Why: on a 2-core CPU, embedding is where ingestion spends its time. The PyTorch 
 exported to ONNX once, from the local folder (no download). ONNX Runtime's transformer
 optimizer then fuses attention, GELU and layer norms, and the weights are quantized to int8
 (dynamic, per channel: this CPU has AVX-512 VNNI). The result is cached under
-~/.cache/groundwork-rag/embedders and loads without importing torch. README gives the
-measured speed-up and the recall@4 it keeps against fp32.
+~/.cache/groundwork-rag/embedders and loads without importing torch. bench/README.md gives
+the measured speed-up and the recall@4 it keeps against fp32.
 
 Only BERT-style encoders with mean or CLS pooling are supported (all-MiniLM-L6-v2 among
 them). Anything else gets a ConfigError pointing at RAG_EMBEDDING_BACKEND=torch.
@@ -26,7 +26,7 @@ from rag.cache import cache_root as cache_root_dir
 from rag.errors import ConfigError
 
 #: Export recipes, each cached apart: 2 keeps the feed-forward output projections in fp32; 3
-#: quantizes every MatMul (see _export: 1.5x the speed, recall in README). A new recipe gets a
+#: quantizes every MatMul (see _export: 1.5x the speed, recall in bench/README.md). A new recipe gets a
 #: new number, so cached models are rebuilt. RAG_EMBEDDING_INT8_RECIPE chooses (default 2).
 EXPORT_VERSION = 2
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -96,7 +96,7 @@ def _export(model_dir: Path, target: Path, ffn_out_fp32: bool = False) -> None:
     Every MatMul is quantized. Keeping the feed-forward output projections in fp32 (recipe 2,
     `ffn_out_fp32`) raised the mean cosine to the fp32 vectors from 0.994 to 0.997 on COVID-QA
     text, but those six MatMuls were 39% of the run time (ONNX Runtime's profile, batch 32 x 256
-    tokens): quantizing them embeds 1.5x faster, and recall@4 stays within a point (README).
+    tokens): quantizing them embeds 1.5x faster, and recall@4 stays within a point (bench/README.md).
     """
     import logging
 

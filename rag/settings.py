@@ -96,13 +96,13 @@ class Settings(BaseSettings):
     answerability_gate: bool = Field(
         True,
         description="Answer 'not sure' (quoting the evidence, no LLM call) when the calibrated "
-        "confidence that the evidence answers the question is low (rag/answerability.py).",
+        "confidence that the evidence answers the question is low (rag/answer/answerability.py).",
     )
     llm: Literal["local", "openai"] = Field("local", description="LLM backend.")
     local_model: str = Field(
         "gemma3-270m",
         description="Local GGUF model: 'gemma3-270m' (Gemma 3 270M base, packaged; the default "
-        "because it answered better on ../shared/eval, see README), 'smollm2' "
+        "because it answered better on XQuAD and COVID-QA, see bench/README.md), 'smollm2' "
         "(SmolLM2-135M-Instruct, packaged), or the path of any GGUF file.",
     )
     openai_model: str = Field("gpt-4o-mini", description="Model name for RAG_LLM=openai.")

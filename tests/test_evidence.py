@@ -127,7 +127,7 @@ def test_wrong_answer_is_replaced_by_the_evidence_sentence(store, handbook):
 
 
 def test_a_claim_copied_from_a_far_weaker_sentence_is_not_accepted(store, handbook):
-    """README's sample question got a claim copied from a weaker sentence of the passages (the
+    """The quick start's sample question got a claim copied from a weaker sentence of the passages (the
     light's range); here, "every 20 seconds" from the sentence about the lens turning: it is in
     the passages, but far from the question. Only sentences within the
     margin of the best are shown to the model and may carry a claim."""
@@ -250,7 +250,7 @@ def test_local_model_wrong_or_right_never_presents_an_unverified_answer(store, h
     chain = build(handbook)
     # "Which cleaner…", not "What clouds the glass?": that three-word question's best passage scores
     # 0.299 with the int8 recipe-3 embedder (0.301 with recipe 2), at RAG_REFUSE_BELOW's edge, and
-    # is refused: no answer to check. The refusal's false-refusal rate is README's (1-3%).
+    # is refused: no answer to check. The refusal's false-refusal rate is bench/README.md's (1-3%).
     for question in ("Who designed the tower?", "When was the tower first lit?", "Which cleaner clouds the glass?"):
         answer = chain.ask(question)
         assert answer.status in ("answered", "unsure"), answer

@@ -1,4 +1,4 @@
-"""README promises that had no test of their own: settings read from RAG_* variables actually
+"""Promises of README.md and docs/ that had no test of their own: settings read from RAG_* variables actually
 change what the code does, an unchanged file is not even parsed, the Sources panel's notes, and
 `rag chat` carrying on after a backend error.
 

@@ -1,4 +1,4 @@
-"""How the web app is started, as README says: `rag serve --public` with RAG_AUTH and
+"""How the web app is started, as docs/public-mode.md and docs/deploy.md say: `rag serve --public` with RAG_AUTH and
 RAG_MAX_FILE_MB, and `python app.py` on a Hugging Face Space (SPACE_ID set). Each a real server
 process on a free loopback port, reached over HTTP as a browser and gradio_client reach it.
 """

@@ -324,8 +324,8 @@ def cmd_feedback(args) -> int:
 
 EVAL_EPILOG = """\
 datasets:
-  SQuAD JSON (as in ../shared/eval): each article's contexts are one document to search;
-    "is_impossible": true makes a question unanswerable.
+  SQuAD JSON (e.g. XQuAD's xquad.en.json; docs/evaluation.md): each article's contexts are one
+    document to search; "is_impossible": true makes a question unanswerable.
   JSONL, one object per line: {"question": "...", "answers": ["..."], "answerable": true,
     "context": "..."}; "answerable" (default true) and "context" are optional. Each distinct
     context is one document; a file with no contexts needs --docs PATH (files or folders).
