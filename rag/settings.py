@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         "because it answered better on ../shared/eval, see README), 'smollm2' "
         "(SmolLM2-135M-Instruct, packaged), or the path of any GGUF file.",
     )
+    local_runtime: Literal["auto", "xllamacpp", "llama-cpp"] = Field(
+        "auto",
+        description="What runs the local GGUF model: 'xllamacpp' (a prebuilt wheel, installed by "
+        "default), 'llama-cpp' (llama-cpp-python, the [llama-cpp] extra, compiled for this CPU at "
+        "install), or 'auto': llama-cpp when it is installed, else xllamacpp.",
+    )
     openai_model: str = Field("gpt-4o-mini", description="Model name for RAG_LLM=openai.")
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY")

