@@ -167,3 +167,20 @@ def test_the_loopback_port_serves_no_one():
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=10)
     assert info.value.code == 401
+
+
+@pytest.mark.slow
+def test_a_model_closed_right_after_loading_is_freed():
+    """The LRU may evict a model loaded a moment before. xllamacpp 2026.10 hung for good deleting
+    a Server whose engine had taken no request yet; loading now runs one token through it."""
+    from rag.llm.local import PLAIN_TEMPLATE
+    from rag.llm.runtime_xllamacpp import load
+
+    def load_and_close():
+        for name in ("gemma3-270m", "smollm2"):
+            load(str(resolve_local_model(name)), 2048, PLAIN_TEMPLATE).close()
+
+    worker = threading.Thread(target=load_and_close, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "closing a just-loaded xllamacpp model hung"

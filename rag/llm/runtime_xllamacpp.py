@@ -65,6 +65,11 @@ class XllamacppModel:
             params.chat_template = plain_template
         self._server = xllamacpp.Server(params)  # RuntimeError when llama.cpp cannot load it
         self.address = self._server.listening_address  # locked by the key above
+        # Deleting a Server whose engine has not yet taken a request can hang for good (its
+        # main loop starts after the destructor's "exit" was sent; seen with xllamacpp
+        # 2026.10 when the LRU evicted a model loaded a moment before). One token through the
+        # engine makes sure the loop runs: ~0.1 s at load.
+        _raise_for(self._server.handle_completions({"prompt": "Hi", "max_tokens": 1, "temperature": 0}))
 
     def chat(self, request: dict) -> dict:
         result = self._server.handle_chat_completions({**request, "stream": False})
