@@ -17,12 +17,15 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from rag.cache import cache_root as cache_root_dir
+from rag.cache import preparing
 from rag.errors import ConfigError
 
 #: Export recipes, each cached apart: 2 keeps the feed-forward output projections in fp32; 3
@@ -78,8 +81,10 @@ def int8_model(model_dir: Path, version: int = EXPORT_VERSION) -> Path:
     target = cache_root() / _fingerprint(model_dir, version) / "model-int8.onnx"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
+        preparing("the embedding model", 20)
         try:
-            _export(model_dir, target, ffn_out_fp32=version < 3)
+            with _quiet_libraries():
+                _export(model_dir, target, ffn_out_fp32=version < 3)
         except ConfigError:
             raise
         except Exception as exc:
@@ -98,8 +103,6 @@ def _export(model_dir: Path, target: Path, ffn_out_fp32: bool = False) -> None:
     text, but those six MatMuls were 39% of the run time (ONNX Runtime's profile, batch 32 x 256
     tokens): quantizing them embeds 1.5x faster, and recall@4 stays within a point (bench/README.md).
     """
-    import logging
-
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
@@ -120,8 +123,6 @@ def _export(model_dir: Path, target: Path, ffn_out_fp32: bool = False) -> None:
             ).last_hidden_state
 
     sample = tokenizer(["an example", "another example sentence"], padding=True, return_tensors="pt")
-    logging.getLogger("onnxruntime").setLevel(logging.ERROR)
-    logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic warns on the root logger
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         fp32, fused, int8 = (Path(tmp) / n for n in ("fp32.onnx", "fused.onnx", "int8.onnx"))
         axes = {0: "batch", 1: "sequence"}
@@ -153,6 +154,35 @@ def _export(model_dir: Path, target: Path, ffn_out_fp32: bool = False) -> None:
             extra_options={"DefaultTensorType": 1},  # FLOAT, for outputs of fused ops
         )
         os.replace(int8, target)
+
+
+@contextmanager
+def _quiet_libraries():
+    """No warnings, log lines or progress bars from torch, transformers and onnxruntime while the
+    model is exported (a TracerWarning, an onnx UserWarning, a "Loading weights" bar, and
+    quantize_dynamic's notes on the root logger): the user was told what is happening."""
+    import logging
+
+    from transformers.utils import logging as transformers_logging
+
+    loggers = [logging.getLogger(), logging.getLogger("onnxruntime")]
+    levels = [log.level for log in loggers]
+    bars = transformers_logging.is_progress_bar_enabled()
+    verbosity = transformers_logging.get_verbosity()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for log in loggers:
+                log.setLevel(logging.ERROR)
+            transformers_logging.disable_progress_bar()
+            transformers_logging.set_verbosity_error()
+            yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
+        if bars:
+            transformers_logging.enable_progress_bar()
+        transformers_logging.set_verbosity(verbosity)
 
 
 def _after_gelu(graph_model) -> list[str]:

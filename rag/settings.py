@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         "because it answered better on XQuAD and COVID-QA, see bench/README.md), 'smollm2' "
         "(SmolLM2-135M-Instruct, packaged), or the path of any GGUF file.",
     )
+    local_runtime: Literal["auto", "xllamacpp", "llama-cpp"] = Field(
+        "auto",
+        description="What runs the local GGUF model: 'xllamacpp' (a prebuilt wheel, installed by "
+        "default), 'llama-cpp' (llama-cpp-python, the [llama-cpp] extra, compiled for this CPU at "
+        "install), or 'auto': llama-cpp when it is installed, else xllamacpp.",
+    )
     openai_model: str = Field("gpt-4o-mini", description="Model name for RAG_LLM=openai.")
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY"),
@@ -199,7 +205,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "Retrieval": ("k", "hybrid", "mmr", "refuse_below"),
     "Answering": ("evidence_sentences", "answerability_gate"),
     "LLM": (
-        "llm", "local_model", "openai_model", "openai_api_key", "openai_base_url", "temperature", "max_answer_tokens",
+        "llm", "local_runtime", "local_model", "openai_model", "openai_api_key", "openai_base_url", "temperature", "max_answer_tokens",
         "context_window", "llm_timeout", "max_loaded_models", "model_dirs",
     ),
     "Web app": ("auth", "max_upload_files", "queue_max_size", "preload", "public"),

@@ -183,18 +183,16 @@ def running_server(argv: list[str], ready_url: str, log_path: Path, name: str, t
 
 @pytest.fixture(scope="session")
 def openai_server(tmp_path_factory):
-    """llama_cpp.server serving the packaged SmolLM2 on a free loopback port; its /v1 base URL."""
+    """llama.cpp's own OpenAI-compatible server (tests/llm_server.py, from the xllamacpp wheel:
+    nothing to compile) serving the packaged SmolLM2 on a free loopback port; its /v1 base URL."""
     from rag.llm import resolve_local_model
 
     port = free_port()
-    # Started through rag.llm.amx's guard, as the product loads models (else SIGILL on AMX CPUs).
-    shim = "import sys; from rag.llm.amx import avoid_amx_kernels; avoid_amx_kernels(); " \
-           "import runpy; runpy.run_module('llama_cpp.server', run_name='__main__')"
-    argv = [sys.executable, "-c", shim, "--model", str(resolve_local_model("smollm2")),
-            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
+    argv = [sys.executable, str(Path(__file__).with_name("llm_server.py")),
+            "--model", str(resolve_local_model("smollm2")), "--port", str(port), "--n_ctx", "2048"]
     url = f"http://127.0.0.1:{port}/v1"
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with running_server(argv, url + "/models", log, "llama_cpp.server (server extras installed?)"):
+    log = tmp_path_factory.mktemp("llm-server") / "server.log"
+    with running_server(argv, url + "/models", log, "tests/llm_server.py (xllamacpp installed?)"):
         yield url
 
 

@@ -1,6 +1,6 @@
 """LangChain's own standard test suites (the `langchain-tests` package) run against our two
 LangChain components: the llama.cpp chat model (rag.llm.local.LocalChatModel, on the packaged
-SmolLM2) and the int8 ONNX embeddings (rag.onnx_embedding.OnnxEmbeddings).
+SmolLM2, run by xllamacpp) and the int8 ONNX embeddings (rag.onnx_embedding.OnnxEmbeddings).
 
 The chat model's unit suite constructs the model without loading it (fast tier); everything that
 loads a model is marked slow. Capabilities the model does not have (tools, structured output,
@@ -17,7 +17,9 @@ from rag.llm.packaged import resolve_local_model
 
 
 def _chat_params() -> dict:
-    return {"model_path": str(resolve_local_model("smollm2")), "model_name": "smollm2"}
+    # xllamacpp: the runtime a default install has (RAG_LOCAL_RUNTIME=auto picks llama-cpp only
+    # where its compiled extra is installed)
+    return {"model_path": str(resolve_local_model("smollm2")), "model_name": "smollm2", "runtime": "xllamacpp"}
 
 
 class _LocalChatCapabilities:

@@ -1,5 +1,6 @@
-"""rag.llm with real models: Gemma 3 270M (the default) and SmolLM2 in-process through llama-cpp-python, a real
-llama_cpp.server as the OpenAI-compatible backend, and the messages misconfigurations produce."""
+"""rag.llm with real models: Gemma 3 270M (the default) and SmolLM2 in-process through xllamacpp (the
+default runtime; llama-cpp-python where its extra is installed), llama.cpp's own server as the
+OpenAI-compatible backend, and the messages misconfigurations produce."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def test_local_smollm2_answers_and_streams():
 @pytest.mark.slow
 def test_local_model_is_loaded_once_and_gets_roles():
     first, second = make_llm(Settings()), make_llm(Settings(temperature=0))
-    assert first._loaded is second._loaded  # one llama_cpp.Llama per (file, n_ctx) per process
+    assert first._loaded is second._loaded  # one loaded model per (runtime, file, n_ctx) per process
     answer = second.invoke(
         [SystemMessage("You answer geography questions with one word."), HumanMessage(QUESTION)]
     )
@@ -79,7 +80,7 @@ def test_prompt_longer_than_the_context_window_names_rag_context_window():
 
 
 # --------------------------------------------------------------------------------------------
-# 2. the OpenAI backend against a real llama_cpp.server
+# 2. the OpenAI backend against a real llama.cpp server (tests/llm_server.py)
 
 
 @pytest.mark.slow
@@ -97,8 +98,8 @@ def test_openai_backend_answers_and_streams_without_a_key(openai_server):
 
 @pytest.mark.slow
 def test_openai_backend_caps_the_answer_length(openai_server):
-    """ChatOpenAI sends only max_completion_tokens, which llama_cpp.server ignores; make_llm also
-    sends max_tokens to OpenAI-compatible servers so RAG_MAX_ANSWER_TOKENS holds there too."""
+    """ChatOpenAI sends only max_completion_tokens, which some servers (llama_cpp.server) ignore;
+    make_llm also sends max_tokens to OpenAI-compatible servers so RAG_MAX_ANSWER_TOKENS holds there too."""
     settings = Settings(llm="openai", openai_base_url=openai_server, max_answer_tokens=16)
     answer = make_llm(settings).invoke("Write a long story about a lighthouse keeper and his cat.")
     assert answer.response_metadata.get("finish_reason") == "length"
@@ -107,7 +108,7 @@ def test_openai_backend_caps_the_answer_length(openai_server):
 
 @pytest.mark.slow
 def test_llama_cpp_server_serves_any_model_name(openai_server):
-    """Why the NotFound test below uses a stand-in: llama_cpp.server answers for any model name."""
+    """Why the NotFound test below uses a stand-in: llama.cpp's server answers for any model name."""
     settings = Settings(llm="openai", openai_base_url=openai_server, openai_model="no-such-model")
     assert make_llm(settings).invoke(QUESTION).content.strip()
 
@@ -205,7 +206,7 @@ class _StandInHandler(BaseHTTPRequestHandler):
 def stand_in_server():
     """A stdlib HTTP server on loopback answering with OpenAI-style error bodies.
 
-    A stand-in because llama_cpp.server serves any model name (see
+    A stand-in because llama.cpp's server serves any model name (see
     test_llama_cpp_server_serves_any_model_name) and accepts any key, so it cannot produce the
     404 model_not_found or 401 invalid_api_key that OpenAI and stricter servers send.
     """

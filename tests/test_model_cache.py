@@ -4,6 +4,7 @@ closed, which frees it), and the web workspace makes one chat model per LLM sett
 from __future__ import annotations
 
 import threading
+import urllib.request
 
 import pytest
 
@@ -13,8 +14,8 @@ from rag.llm.local import Loaded, LoadedModels, LocalChatModel
 from rag.settings import Settings
 
 
-class _FakeLlama:
-    """Stands in for llama_cpp.Llama where only loading and closing are tested."""
+class _FakeModel:
+    """Stands in for a runtime's loaded model where only loading and closing are tested."""
 
     def __init__(self, path: str):
         self.path, self.closed = path, False
@@ -27,9 +28,9 @@ class _FakeLlama:
 def fake_loads(monkeypatch):
     loads: list[str] = []
 
-    def load(path: str, n_ctx: int) -> Loaded:
+    def load(runtime: str, path: str, n_ctx: int) -> Loaded:
         loads.append(path)
-        return Loaded(_FakeLlama(path), has_template=True)
+        return Loaded(_FakeModel(path), has_template=True)
 
     monkeypatch.setattr(local, "_load", load)
     return loads
@@ -43,10 +44,10 @@ def test_lru_closes_the_least_recently_used_model(tmp_path, fake_loads):
     assert models.get(a, 512) is first  # a hit: a becomes the most recently used
     models.get(c, 512)  # evicts b, not a
     assert [p.rsplit("/", 1)[-1] for p in fake_loads] == ["a.gguf", "b.gguf", "c.gguf"]
-    assert [k[0].rsplit("/", 1)[-1] for k in models.keys()] == ["a.gguf", "c.gguf"]
-    assert not first.closed and not first.llama.closed
+    assert [k[1].rsplit("/", 1)[-1] for k in models.keys()] == ["a.gguf", "c.gguf"]
+    assert not first.closed and not first.model.closed
     models.get(b, 512)  # evicts a, and closes it
-    assert first.closed and first.llama.closed
+    assert first.closed and first.model.closed
     models.clear()
     assert models.keys() == []
 
@@ -58,10 +59,10 @@ def test_closing_waits_for_a_generation_in_progress(tmp_path, fake_loads):
     evicting = threading.Thread(target=models.get, args=(tmp_path / "b.gguf", 512))
     evicting.start()
     evicting.join(0.3)
-    assert evicting.is_alive() and not busy.llama.closed
+    assert evicting.is_alive() and not busy.model.closed
     busy.lock.release()
     evicting.join(5)
-    assert busy.llama.closed
+    assert busy.model.closed
 
 
 def test_a_chat_model_whose_weights_were_closed_loads_them_again(tmp_path, fake_loads, monkeypatch):
@@ -96,10 +97,12 @@ def test_real_models_are_unloaded_when_evicted(monkeypatch):
     monkeypatch.setattr(local, "LOADED", LoadedModels(size=1))
     from rag.llm import make_llm
 
-    smol = make_llm(Settings(local_model="smollm2", temperature=0, max_answer_tokens=16))
+    smol = make_llm(Settings(local_model="smollm2", local_runtime="xllamacpp", temperature=0, max_answer_tokens=16))
     old = smol._loaded
-    make_llm(Settings(local_model="gemma3-270m", temperature=0, max_answer_tokens=16))
-    assert old.closed and old.llama._model.model is None  # the C model was freed
+    make_llm(Settings(local_model="gemma3-270m", local_runtime="xllamacpp", temperature=0, max_answer_tokens=16))
+    assert old.closed and old.model._server is None  # xllamacpp freed the model...
+    with pytest.raises(OSError):  # ...and its engine stopped listening
+        urllib.request.urlopen(old.model.address + "/health", timeout=5)
     assert smol.invoke("What is the capital of France? Answer in one word.").content.strip()
     assert smol._loaded is not old
     local.LOADED.clear()

@@ -275,6 +275,7 @@ def test_serve_auth_requires_a_login(tmp_path):
     server = Server(tmp_path, "--auth", "alice:secret")
     try:
         url = server.wait_for(r"Running on local URL:\s+(http://\S+)", timeout=180).group(1).rstrip("/") + "/"
+        assert "share=True" not in server.output  # Gradio's own advice is not printed (issue 27)
         status, body = get(url)
         assert status == 200
         assert '"auth_required":true' in body.replace(" ", "")  # the login page, not the app

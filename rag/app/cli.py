@@ -322,6 +322,18 @@ def cmd_feedback(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    """Versions, models, data folders, and whether the LLM loads and answers (rag/app/doctor.py)."""
+    from rag.app import doctor
+
+    report = doctor.run(_settings(args), probe=not args.no_probe)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        doctor.print_report(report)
+    return 0 if report["ok"] else 1
+
+
 EVAL_EPILOG = """\
 datasets:
   SQuAD JSON (e.g. XQuAD's xquad.en.json; docs/evaluation.md): each article's contexts are one
@@ -431,6 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     e = fsub.add_parser("export", help="every rated answer (question, answer, citations, settings) as JSONL")
     e.add_argument("--out", type=Path, metavar="PATH", help="write to this file (default: stdout)")
     p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("doctor", help="check the install: versions, models, data folders, an LLM probe")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-probe", action="store_true", help="do not load the LLM")
+    p.set_defaults(func=cmd_doctor)
 
     docs = sub.add_parser("docs", help="list, delete or clear stored documents")
     dsub = docs.add_subparsers(dest="docs_command", required=True)

@@ -686,9 +686,11 @@ def start(demo: gr.Blocks, host: str | None = None, port: int | None = None, sha
             prevent_thread_lock=True,
             css=CSS,
             js=JS,
+            quiet=True,  # no "To create a public link, set share=True in launch()": our own lines below
         )
     except OSError as exc:  # taken between the check and the launch
         raise RagError(f"cannot listen on port {port or 7860}: {exc}. Choose another with --port N") from None
+    print(f"Running on local URL:  {demo.local_url}", flush=True)
     print(f"OpenAI-compatible API at {demo.local_url.rstrip('/')}/v1", flush=True)
 
 

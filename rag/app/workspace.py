@@ -37,7 +37,7 @@ _SWEEP_EVERY = 60.0  # seconds between sweeps of idle visitor collections
 _LLMS_KEPT = 4  # chat models kept for reuse (one per distinct LLM settings; local weights are shared)
 #: The settings that make one chat model differ from another.
 LLM_FIELDS = (
-    "llm", "local_model", "openai_model", "openai_api_key", "openai_base_url", "temperature",
+    "llm", "local_model", "local_runtime", "openai_model", "openai_api_key", "openai_base_url", "temperature",
     "max_answer_tokens", "context_window", "llm_timeout",
 )
 

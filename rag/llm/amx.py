@@ -14,8 +14,9 @@ in plain CPU buffers, so the ordinary AVX-512/AVX2 kernels run. llama-cpp-python
 for it, so the default model parameters it starts from are wrapped, once per process, and only
 where the installed llama.cpp has AMX kernels (its system info says "AMX_INT8 = 1"). A build
 without them (`CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"`, same for CXXFLAGS, when
-pip builds llama-cpp-python) keeps the extra buffer types and needs no guard. docs/deploy.md
-says what was measured (the same answer and time either way on the probe prompt).
+pip builds llama-cpp-python) keeps the extra buffer types and needs no guard. docs/install.md
+says what was measured (the same answer and time either way on the probe prompt). Only the
+optional llama-cpp runtime needs this: the xllamacpp wheel is built without AMX kernels.
 """
 
 from __future__ import annotations

