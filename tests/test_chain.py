@@ -87,7 +87,7 @@ def test_follow_up_is_rewritten_before_retrieval(store, ingested):
 
 @pytest.mark.slow
 @pytest.mark.xfail(reason="Gemma 3 270M's rewrite of this follow-up is rejected by _usable_rewrite, so the "
-                   "fallback (previous question + this one) is what is searched", strict=False)
+                   "fallback (previous question + this one) is what is searched", strict=True)
 def test_default_model_rewrites_a_follow_up_itself(store, ingested):
     """Whether the model's own rewrite is used (the test above passes through the fallback too)."""
     chain = make_chain(ingested)
