@@ -2,7 +2,7 @@
 and after the rerun: N trials, each on a fresh data folder.
 
 Each trial: `rag ingest CORPUS` (a subprocess running the code under --code), SIGKILL after a
-random 2-12 s; count; `rag ingest CORPUS` again to the end; count. "Unreachable" is counted by a
+random 5-30 s; count; `rag ingest CORPUS` again to the end; count. "Unreachable" is counted by a
 process of its own reading the store directly (as tests/test_crash_safety.py's DUMP does): a
 stored chunk not among the 10 nearest to its own stored vector, or missing from a query for the
 whole collection.
@@ -27,7 +27,10 @@ from pathlib import Path
 COUNT = r"""
 import json, sys, chromadb
 from chromadb.config import Settings
-col = chromadb.PersistentClient(path=sys.argv[1], settings=Settings(anonymized_telemetry=False)).get_collection("default")
+client = chromadb.PersistentClient(path=sys.argv[1], settings=Settings(anonymized_telemetry=False))
+if "default" not in [getattr(c, "name", c) for c in client.list_collections()]:
+    print(json.dumps([0, 0])); sys.exit()  # killed before the first write
+col = client.get_collection("default")
 got = col.get(include=["embeddings"])
 ids, emb = got["ids"], got["embeddings"]
 if not len(ids):
@@ -70,15 +73,17 @@ def main() -> int:
             env["RAG_DATA_DIR"] = str(data)
             ingest = [sys.executable, "-m", "rag.app.cli", "ingest", str(docs)]
             proc = subprocess.Popen(ingest, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            delay = rng.uniform(2, 12)
+            delay = rng.uniform(5, 30)
             time.sleep(delay)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
 
             def count():
                 out = subprocess.run([sys.executable, "-c", COUNT, str(data / "chroma")], env=env, cwd=tmp,
-                                     capture_output=True, text=True, check=True).stdout
-                return json.loads(out)
+                                     capture_output=True, text=True)
+                if out.returncode:
+                    raise SystemExit(out.stderr[-2000:])
+                return json.loads(out.stdout)
 
             killed = count()
             subprocess.run(ingest, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
