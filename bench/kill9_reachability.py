@@ -1,8 +1,8 @@
 """How many stored chunks are unreachable in Chroma's vector index after kill -9 during `rag ingest`,
 and after the rerun: N trials, each on a fresh data folder.
 
-Each trial: `rag ingest CORPUS` (a subprocess running the code under --code), SIGKILL after a
-random 5-30 s; count; `rag ingest CORPUS` again to the end; count. "Unreachable" is counted by a
+Each trial: `rag ingest CORPUS` (a subprocess running the code under --code), SIGKILL 0-3 s
+(random) after it reported a random number of files stored; count; `rag ingest CORPUS` again to the end; count. "Unreachable" is counted by a
 process of its own reading the store directly (as tests/test_crash_safety.py's DUMP does): a
 stored chunk not among the 10 nearest to its own stored vector, or missing from a query for the
 whole collection.
@@ -41,6 +41,7 @@ whole = set(col.query(query_embeddings=[emb[0]], n_results=len(ids), include=[])
 print(json.dumps([len(ids), len(miss | (set(ids) - whole))]))
 """
 
+BIG = 6  # as in tests/test_crash_safety.py: ~350 chunks, written in two batches
 WORDS = ("harbour lantern keeper ferry granite tide beacon storm gull rope anchor cliff moss kelp lighthouse "
          "lens prism fog signal shift logbook weather north south east west island pier boat engine").split()
 
@@ -51,14 +52,14 @@ def corpus(folder: Path, n_docs: int) -> None:
         rng = random.Random(i)
         paras = [f"Document {i} paragraph {p}. " + " ".join(
             " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 14))).capitalize() + "." for _ in range(6))
-            for p in range(300 if i == 3 else 20)]
+            for p in range(720 if i == BIG else 20)]
         (folder / f"log{i:02d}.txt").write_text("\n\n".join(paras), encoding="utf-8")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=5)
-    ap.add_argument("--docs", type=int, default=30)
+    ap.add_argument("--docs", type=int, default=40)
     ap.add_argument("--code", type=Path, default=Path(__file__).resolve().parents[1], help="the project code to run")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -72,8 +73,16 @@ def main() -> int:
             data = Path(tmp) / f"data{trial}"
             env["RAG_DATA_DIR"] = str(data)
             ingest = [sys.executable, "-m", "rag.app.cli", "ingest", str(docs)]
-            proc = subprocess.Popen(ingest, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            delay = rng.uniform(5, 30)
+            proc = subprocess.Popen(ingest, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    text=True)
+            # half the trials killed inside BIG (after the file before it), half anywhere
+            after_files = BIG if trial % 2 == 0 else rng.randint(1, args.docs - 2)
+            delay = rng.uniform(0, 3)
+            reported = 0
+            for line in proc.stdout:  # one line per file, as each is stored
+                reported += line.startswith(("added", "updated"))
+                if reported >= after_files:
+                    break
             time.sleep(delay)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -89,7 +98,7 @@ def main() -> int:
             subprocess.run(ingest, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
             after = count()
             rows.append((trial, round(delay, 1), *killed, *after))
-            print(f"trial {trial}: killed after {delay:.1f} s: {killed[1]} of {killed[0]} unreachable; "
+            print(f"trial {trial}: killed {delay:.1f} s after file {after_files}: {killed[1]} of {killed[0]} unreachable; "
                   f"after the rerun: {after[1]} of {after[0]}", flush=True)
     print(f"\ncode {args.code}: {args.trials} trials, unreachable after kill: total {sum(r[3] for r in rows)}, "
           f"max {max(r[3] for r in rows)}; after the rerun: total {sum(r[5] for r in rows)}, max {max(r[5] for r in rows)}")
