@@ -237,14 +237,14 @@ def test_many_paragraphs_under_the_bound_load_quickly(tmp_path, monkeypatch):
     from docx.text.paragraph import Paragraph
 
     document = docx.Document()
-    for i in range(20_000):
+    for i in range(2_000):
         document.add_paragraph(f"Paragraph {i} about lighthouses.")
     document.save(str(tmp_path / "long.docx"))
     lookups = []
     real = Paragraph.style
     monkeypatch.setattr(Paragraph, "style", property(lambda p: lookups.append(1) or real.fget(p)))
     sections = load_file(tmp_path / "long.docx")
-    assert "Paragraph 19999 about lighthouses." in sections[-1].page_content
+    assert "Paragraph 1999 about lighthouses." in sections[-1].page_content
     assert lookups == []
 
 

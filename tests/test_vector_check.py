@@ -15,7 +15,6 @@ import subprocess
 import pytest
 
 import docgen
-from conftest import child_env, rag_cmd
 from ingest.pipeline import Ingestor
 from rag import integrity
 from rag.store import DocumentStore, SYNC_THRESHOLD, _writer_marker, keyword_index_path, open_store
@@ -151,26 +150,33 @@ def test_open_after_a_killed_writer_checks_and_clears_its_marker(settings, embed
     assert not _writer_marker(index, dead.pid).exists() and live.exists()
 
 
-def test_rag_docs_check_reports_per_collection_and_repairs(tmp_path):
+def test_rag_docs_check_reports_per_collection_and_repairs(tmp_path, monkeypatch, capsys):
+    """The CLI in-process (the fast tier's embedder is what `--repair` loads)."""
+    from rag.app.cli import main
+    from rag.settings import load_settings
+
     data = tmp_path / "data"
-    env = child_env(RAG_DATA_DIR=str(data))
+    monkeypatch.setenv("RAG_DATA_DIR", str(data))
     docgen.make_text(tmp_path / "a.txt", "Lamp room\n\nThe lamp room key hangs behind the chart table.")
-    run = lambda *a: subprocess.run([*rag_cmd(), *a], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert run("ingest", str(tmp_path / "a.txt"), "--collection", "first").returncode == 0
-    assert run("ingest", str(tmp_path / "a.txt"), "--collection", "second").returncode == 0
-    proc = run("docs", "check", "--json")
-    assert proc.returncode == 0, proc.stderr
-    reports = json.loads(proc.stdout)
-    assert [(r["collection"], r["stored"], r["unreachable"], r["keyword_in_sync"], r["ok"]) for r in reports] == [
+    for name in ("first", "second"):
+        assert main(["ingest", str(tmp_path / "a.txt"), "--collection", name]) == 0
+    capsys.readouterr()
+
+    def run(*args):
+        code = main(["docs", "check", *args])
+        return code, capsys.readouterr().out
+
+    code, out = run("--json")
+    assert code == 0, out
+    assert [(r["collection"], r["stored"], r["unreachable"], r["keyword_in_sync"], r["ok"]) for r in json.loads(out)] == [
         ("first", 1, 0, True, True), ("second", 1, 0, True, True)]
-    proc = run("docs", "check", "--collection", "second")
-    assert proc.returncode == 0 and proc.stdout.strip() == (
-        "second: 1 chunks stored, 0 unreachable in the vector index, keyword index in sync: yes")
-    # the keyword index file of "first" deleted by hand: reported, exit 1; --repair mends it
-    for f in (data / "keyword").rglob("*.sqlite3*"):
-        f.unlink()
-    proc = run("docs", "check", "--collection", "first")
-    assert proc.returncode == 1 and "keyword index in sync: no" in proc.stdout and "rag docs check --repair" in proc.stdout
-    proc = run("docs", "check", "--collection", "first", "--repair")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "keyword index 1 added, 0 removed" in proc.stdout
+    assert run("--collection", "second") == (
+        0, "second: 1 chunks stored, 0 unreachable in the vector index, keyword index in sync: yes\n")
+    # the keyword index of "first" emptied by hand: reported, exit 1; --repair mends it
+    store = open_store(load_settings(collection="first"), None, create=False)
+    store.keyword.remove(store.stored_ids())
+    code, out = run("--collection", "first")
+    assert code == 1 and "keyword index in sync: no" in out and "fix: rag docs check --repair" in out
+    code, out = run("--collection", "first", "--repair")
+    assert code == 0 and "keyword index 1 added, 0 removed" in out, out
+    assert run("--collection", "first")[0] == 0
