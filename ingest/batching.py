@@ -66,7 +66,8 @@ def _failure(source: str, exc: Exception) -> FileResult:
 
 def run_pipeline(ingestor: "Ingestor", files: list[Path]) -> Iterator[FileResult]:
     """Each file's result, in the order of `files`, as soon as it is final."""
-    jobs: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+    # READ_AHEAD - 1 waiting, plus the one the reader holds while it waits to hand it over
+    jobs: queue.Queue = queue.Queue(maxsize=READ_AHEAD - 1)
     stop = threading.Event()
     reader = threading.Thread(target=_read_ahead, args=(ingestor, files, jobs, stop), name="ingest-reader", daemon=True)
     reader.start()

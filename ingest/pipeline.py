@@ -27,6 +27,7 @@ from ingest.chunking import Chunker, ChunkLimits
 from ingest.formats import LoadError, check_file, load_file
 from ingest.identity import document_id, file_hash
 from rag.context import readable_title
+from rag.integrity import heal_written
 from rag.schema import FileResult, ReadReport
 from rag.settings import Settings
 from rag.store import DocumentStore
@@ -116,6 +117,8 @@ class Ingestor:
         from ingest.batching import run_pipeline
 
         yield from run_pipeline(self, files)
+        with self.timings("vector check"):
+            heal_written(self.store)  # every chunk written findable (rag.integrity)
 
     def expand(self, paths: Iterable[str | Path]) -> list[Path]:
         return expand_paths(paths, exclude=[self.settings.chroma_dir, self.settings.keyword_dir])
@@ -130,6 +133,7 @@ class Ingestor:
             result = FileResult(source, "failed", error=str(exc))
         except Exception as exc:  # a bug or an I/O error: still one file's failure, not the batch's
             result = FileResult(source, "failed", error=f"{type(exc).__name__}: {exc}")
+        heal_written(self.store)
         return dataclasses.replace(result, seconds=round(time.perf_counter() - started, 3))
 
     def _read(self, path: Path) -> tuple[list, ReadReport]:

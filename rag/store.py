@@ -19,8 +19,10 @@ another model is refused with a message naming both, instead of Chroma's bare
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -29,7 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 from urllib.parse import urlparse
 
 from rag.context import heading_label, indexed_text
@@ -43,7 +45,15 @@ if TYPE_CHECKING:
 
     from rag.embeddings import Embedder
 
+_log = logging.getLogger(__name__)
+
 PAGE = 5000  # rows per Chroma get() when scanning a whole collection
+#: The embedded Chroma writes its vector index to disk after this many records (its default, 1000,
+#: leaves up to 999 records to be re-inserted from its log at every open, which loses some: see
+#: docs/robustness.md). Measured: no slower at 20,000 chunks (bench/README.md, issue 22).
+SYNC_THRESHOLD = 2
+#: A chunk counts as reachable by its own vector when it is among this many nearest.
+OWN_VECTOR_K = 10
 #: Chroma server mode: how often the keyword index compares its ids with the collection's even
 #: when the chunk count has not changed (another process replaced chunks one for one).
 RECHECK_SECONDS = 30.0
@@ -145,6 +155,8 @@ def open_store(settings: Settings, embedder: "Embedder | None", *, create: bool 
         collection = client.get_collection(name)
         if embedder is not None:
             _check_model(collection, embedder, settings)
+        if not settings.chroma_url:
+            _persist_every_write(collection)
     elif create:
         collection = client.create_collection(
             name,
@@ -152,6 +164,7 @@ def open_store(settings: Settings, embedder: "Embedder | None", *, create: bool 
                 "hnsw:space": "cosine",
                 "embedding_model": embedder.name,
                 "embedding_dim": embedder.dimension,
+                **({} if settings.chroma_url else {"hnsw:sync_threshold": SYNC_THRESHOLD}),
             },
         )
     else:
@@ -164,7 +177,39 @@ def open_store(settings: Settings, embedder: "Embedder | None", *, create: bool 
     _remove_orphan_indexes(path.parent, {str(getattr(c, "id", "")) for c in listed} | {str(collection.id)})
     keyword = KeywordIndex(path)
     _record_collection(settings, name, str(collection.id))
-    return DocumentStore(client, collection, embedder, keyword, recheck_seconds=RECHECK_SECONDS if settings.chroma_url else None)
+    store = DocumentStore(client, collection, embedder, keyword, recheck_seconds=RECHECK_SECONDS if settings.chroma_url else None)
+    if not settings.chroma_url and (dead := _dead_writers(path)):
+        # A process that wrote here was killed: check the vector index before anything searches.
+        from rag.integrity import after_unclean_stop
+
+        after_unclean_stop(store, dead)
+    return store
+
+
+def _persist_every_write(collection) -> None:
+    """Have an older embedded collection write its vector index at every write (SYNC_THRESHOLD)."""
+    try:
+        current = (collection.configuration or {}).get("hnsw", {}).get("sync_threshold")
+        if current is not None and current > SYNC_THRESHOLD:
+            collection.modify(configuration={"hnsw": {"sync_threshold": SYNC_THRESHOLD}})
+    except Exception as exc:  # an older Chroma without this setting: the check still repairs
+        _log.info("cannot set the vector index's sync threshold: %s", one_line(str(exc)))
+
+
+def _writer_marker(index_path: Path, pid: int) -> Path:
+    return index_path.with_name(f"{index_path.name}.writer-{pid}")
+
+
+def _dead_writers(index_path: Path) -> list[Path]:
+    """Markers of processes that wrote to this collection and ended without closing (kill -9)."""
+    from rag.keyword import _alive
+
+    out = []
+    for marker in index_path.parent.glob(index_path.name + ".writer-*"):
+        pid = marker.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            out.append(marker)
+    return out
 
 
 def keyword_index_path(settings: Settings, collection_id) -> Path:
@@ -295,6 +340,8 @@ class DocumentStore:
         self._checked = float("-inf")
         self._sync_lock = threading.Lock()
         self._vectorstore = None
+        self._marker: Path | None = None  # this process's writer marker, once it wrote
+        self.written: set[str] = set()  # ids written through this store (ingest checks them at the end)
         self.timings: Counter = Counter()  # seconds spent embedding and writing chunks (benchmarks read it)
 
     @property
@@ -334,7 +381,7 @@ class DocumentStore:
     def set_metadata(self, **values) -> None:
         """Add or change collection metadata keys, keeping the others (Chroma replaces the whole
         dict, and refuses to change the distance function, so that key is left out)."""
-        meta = {k: v for k, v in self.metadata.items() if k != "hnsw:space"}
+        meta = {k: v for k, v in self.metadata.items() if not k.startswith("hnsw:")}
         self.collection.modify(metadata={**meta, **values})
 
     # --- writing -------------------------------------------------------------------------
@@ -361,14 +408,90 @@ class DocumentStore:
             headings = self._embed_headings(labels - self.keyword.heading_vectors(labels).keys())
             t1 = time.perf_counter()
             metadatas = [c.metadata for c in batch]
+            self._mark_writer()
             with self.keyword.writing():
-                self.collection.upsert(
-                    ids=batch_ids, embeddings=vectors, documents=[c.page_content for c in batch], metadatas=metadatas
-                )
+                self._write(batch_ids, vectors, [c.page_content for c in batch], metadatas)
                 # after Chroma: the index never holds more
                 self.keyword.add(batch_ids, texts, metadatas, heading_vectors=headings)
             self.timings["embed"] += t1 - t0
             self.timings["write"] += time.perf_counter() - t1
+
+    def _write(self, ids: list[str], vectors, documents: list[str], metadatas: list[dict]) -> None:
+        """Store these chunks. Ids already stored (a rerun completing a version a crash cut short)
+        are deleted first and added afresh: Chroma's in-place update of a vector leaves some other
+        chunks unreachable in its index (docs/robustness.md). A crash between the two leaves the
+        version incomplete, which the next ingest completes."""
+        existing = self.collection.get(ids=ids, include=[])["ids"]
+        if existing:
+            self.collection.delete(ids=existing)
+        self.collection.add(ids=ids, embeddings=vectors, documents=documents, metadatas=metadatas)
+        self.written.update(ids)
+
+    def _mark_writer(self) -> None:
+        """Leave a marker naming this process until it exits: one left by a dead process means it
+        was killed after writing here, and the next open checks the vector index."""
+        path = self.keyword.path
+        if self._marker is not None or path is None or self.recheck_seconds is not None:
+            return
+        self._marker = _writer_marker(path, os.getpid())
+        self._marker.touch()
+        atexit.register(self._marker.unlink, missing_ok=True)
+
+    # --- the vector index: every stored chunk reachable ---------------------------------------
+    def stored_ids(self) -> list[str]:
+        return [cid for got in self.pages([]) for cid in got["ids"]]
+
+    def unreachable_ids(self, own_vector: Iterable[str] | None = None) -> set[str]:
+        """Stored chunks a dense search cannot return: those a query for the whole collection
+        leaves out (no path to them in the vector index), and of the `own_vector` ids (None: all)
+        those not among the OWN_VECTOR_K nearest to their own stored vector (unless that many
+        others lie at the same distance: duplicates)."""
+        n = self.count()
+        if n == 0:
+            return set()
+        probe = self.collection.get(limit=1, include=["embeddings"])["embeddings"]
+        found = set(self._nearest([list(probe[0])], n)[0][0])
+        missing = set(self.stored_ids()) - found
+        if own_vector is None:
+            pages = self.pages(["embeddings"])
+        else:
+            wanted = sorted(set(own_vector) - missing)
+            pages = (self.collection.get(ids=wanted[i : i + PAGE], include=["embeddings"])
+                     for i in range(0, len(wanted), PAGE))
+        for got in pages:
+            if not len(got["ids"]):
+                continue
+            near_ids, near_dist = self._nearest([list(v) for v in got["embeddings"]], min(OWN_VECTOR_K, n))
+            for cid, ids, dist in zip(got["ids"], near_ids, near_dist):
+                if cid not in ids and dist[-1] > 1e-4:
+                    missing.add(cid)
+        return missing
+
+    def _nearest(self, vectors: list[list[float]], n: int) -> tuple[list[list[str]], list[list[float]]]:
+        """(ids, distances) of the n nearest chunks to each vector, as the vector index returns them."""
+        got = self.collection.query(query_embeddings=vectors, n_results=n, include=["distances"])
+        return got["ids"], got["distances"]
+
+    def readd(self, ids: Iterable[str]) -> int:
+        """Delete these chunks' vectors and add them again, re-embedding their stored text (what
+        add_chunks embeds): a fresh insert links them into the index. Returns how many."""
+        if self.embedder is None:
+            raise RuntimeError("this store was opened without an embedder: it cannot re-embed")
+        ids = sorted(set(ids))
+        done = 0
+        for start in range(0, len(ids), PAGE):
+            got = self.collection.get(ids=ids[start : start + PAGE], include=["documents", "metadatas"])
+            if not got["ids"]:
+                continue
+            texts = [indexed_text(t or "", m or {}) for t, m in zip(got["documents"], got["metadatas"])]
+            vectors = self.embedder.embeddings.embed_documents(texts)
+            self._mark_writer()
+            with self.keyword.writing():
+                self.collection.delete(ids=got["ids"])
+                self.collection.add(ids=got["ids"], embeddings=vectors, documents=got["documents"],
+                                    metadatas=got["metadatas"])
+            done += len(got["ids"])
+        return done
 
     def _embed_headings(self, labels) -> dict[str, bytes]:
         """label -> its embedding as float32 bytes (how the keyword index file keeps it)."""
@@ -396,6 +519,8 @@ class DocumentStore:
         return {label: np.frombuffer(v, dtype=np.float32) for label, v in {**found, **missing}.items()}
 
     def delete_ids(self, ids: list[str]) -> None:
+        if ids:
+            self._mark_writer()
         for start in range(0, len(ids), PAGE):
             batch = ids[start : start + PAGE]
             with self.keyword.writing():

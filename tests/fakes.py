@@ -19,6 +19,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from rag.keyword import _STOPWORDS
+from rag.retrieval import HitRetriever
 
 
 class NeverCalled(BaseChatModel):
@@ -140,3 +141,22 @@ class FailingOnceLLM(GenericFakeChatModel):
 
 def failing_once_llm(error: Exception, *replies: str) -> FailingOnceLLM:
     return FailingOnceLLM(messages=iter([AIMessage(content=r) for r in replies]), error=error)
+
+
+class FixedRetriever(HitRetriever):
+    """A real HitRetriever returning the given hits for any question: lets a test vary passage
+    text and scores alone (assign `.hits` to change them between questions). No embeddings:
+    evidence is scored by keyword overlap unless a test sets the chain's embeddings."""
+
+    hits: list
+
+    def __init__(self, hits):
+        from rag.settings import Settings
+
+        super().__init__(hits=hits, settings=Settings())
+
+    def retrieve(self, query: str, k=None, **options):
+        return list(self.hits)
+
+    def count(self) -> int:
+        return len(self.hits)

@@ -4,6 +4,8 @@ test needs exact words (a wrong number, a wrong name), the packaged Gemma in the
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import docgen
@@ -14,6 +16,7 @@ from rag.answer.chain import SAYS, UNSURE, QAChain
 from rag.answer.debris import strip_debris
 from rag.answer.evidence import select_evidence, sentence_spans, split_passages, within_margin
 from rag.answer.followup import refers_back
+from rag.answer.words import SENTENCE
 from rag.retrieval import Retriever
 from rag.schema import SearchHit
 from rag.answer.verify import verify
@@ -253,11 +256,35 @@ def test_local_model_wrong_or_right_never_presents_an_unverified_answer(store, h
     # is refused: no answer to check. The refusal's false-refusal rate is bench/README.md's (1-3%).
     for question in ("Who designed the tower?", "When was the tower first lit?", "Which cleaner clouds the glass?"):
         answer = chain.ask(question)
-        assert answer.status in ("answered", "unsure"), answer
-        for c in answer.citations:
-            assert c.quote and c.text[c.quote_start : c.quote_end] == c.quote
-        if answer.status == "answered":
-            assert all(c.supported for c in answer.citations)
+        assert_presents_only_verified_text(answer, question, chain.embeddings)
+
+
+def assert_presents_only_verified_text(answer, question: str, embeddings) -> None:
+    """Whatever the model wrote, what the answer shows is either a quote (verbatim from a cited
+    passage, after "Your documents say:" or "Not sure.") or sentences each cited and each verified,
+    here again, against its citation's quote."""
+    assert answer.status in ("answered", "unsure"), answer
+    assert answer.citations, answer
+    for c in answer.citations:
+        assert c.quote and c.text[c.quote_start : c.quote_end] == c.quote
+    text = answer.answer
+    if text.startswith((SAYS, UNSURE)):
+        assert answer.status == ("unsure" if text.startswith(UNSURE) else "answered")
+        (c,) = answer.citations
+        assert text == f"{UNSURE if answer.status == 'unsure' else SAYS} “{' '.join(c.quote.split())}” [{c.n}]", text
+        return
+    assert answer.status == "answered"
+    sentences = [m.group(0).strip() for m in SENTENCE.finditer(text) if m.group(0).strip(" .!?")]
+    assert sentences, text
+    by_n = {c.n: c for c in answer.citations}
+    for sentence in sentences:
+        markers = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
+        assert len(markers) == 1 and markers[0] in by_n, (sentence, text)
+        c = by_n[markers[0]]
+        assert c.supported
+        claim = re.sub(r"\s*\[\d+\]", "", sentence)
+        verdict = verify(claim, c.quote, question, embeddings, context=c.text)
+        assert verdict.supported, (claim, c.quote, verdict)
 
 
 # ------------------------------------------------------------------ the faces show the quote

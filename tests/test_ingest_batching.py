@@ -8,6 +8,7 @@ tests/test_crash_safety.py.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -79,7 +80,45 @@ def test_results_are_reported_while_later_files_are_still_being_read(ingestor, t
     first_done = events.index(("done", "n000.txt"))
     last_read = events.index(("read", "n039.txt"))
     assert first_done < last_read, "nothing was reported until every file had been read"
-    assert sum(kind == "read" for kind, _ in events[:first_done]) <= batching.READ_AHEAD + 8
+
+
+def test_the_reader_is_at_most_read_ahead_files_ahead_of_the_writer(ingestor, tmp_path, monkeypatch):
+    """README: "the reader is at most 8 files ahead". The writer is held on its first file until
+    the reader stops reading (it waits to hand over the next file): exactly READ_AHEAD files have
+    been read beyond the one the writer holds, not one more."""
+    folder, paths = make_folder(tmp_path, n=30, big_at=-1)
+    reads: list[str] = []
+    taken: list[str] = []
+    real_prepare, real_take = Ingestor.prepare, batching._Writer.take
+    seen: dict[str, int] = {}
+    release = threading.Event()
+
+    def prepare(self, path, source):
+        reads.append(path.name)
+        return real_prepare(self, path, source)
+
+    def take(self, job):
+        taken.append(job.path.name)
+        if len(taken) == 1:
+            assert release.wait(60), "the reader never stopped"
+        return real_take(self, job)
+
+    def watch():  # once nothing more is read for a second, note how far ahead the reader got
+        last, since = -1, time.monotonic()
+        while time.monotonic() - since < 1.0:
+            time.sleep(0.05)
+            if len(reads) != last:
+                last, since = len(reads), time.monotonic()
+        seen["ahead"] = len(reads) - len(taken)
+        release.set()
+
+    monkeypatch.setattr(Ingestor, "prepare", prepare)
+    monkeypatch.setattr(batching._Writer, "take", take)
+    threading.Thread(target=watch, daemon=True).start()
+    report = ingestor.ingest([folder])
+    assert batching.READ_AHEAD == 8
+    assert seen["ahead"] == batching.READ_AHEAD, seen
+    assert len(report.files) == len(paths) and {r.status for r in report.files} == {"added"}
 
 
 def test_a_file_whose_write_fails_fails_alone_and_is_named(ingestor, store, tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 import docgen
-from fakes import NeverCalled, scripted_llm
+from fakes import FixedRetriever, NeverCalled, scripted_llm
 import pytest
 
 from rag.answer import build
@@ -21,7 +21,7 @@ from rag.answer.chain import REFUSAL, QAChain
 from rag.answer.words import content_words
 from rag.answer.evidence import by_passage, select_evidence
 from rag.answer.prompts import EVIDENCE_PROMPT, EVIDENCE_SYSTEM, format_evidence
-from rag.retrieval import HitRetriever, Retriever
+from rag.retrieval import Retriever
 from rag.schema import Answer, SearchHit
 from rag.settings import Settings
 
@@ -38,22 +38,6 @@ FERRY = "When does the night ferry to Bodø leave?"
 def obeying_llm(*replies: str):
     """Stands in for a model that *obeyed* the injection: it writes exactly these replies."""
     return scripted_llm(*replies)
-
-
-class FixedRetriever(HitRetriever):
-    """Returns the given hits for any question: lets a test vary passage text and scores alone
-    (assign `.hits` to change them between questions)."""
-
-    hits: list[SearchHit]
-
-    def __init__(self, hits: list[SearchHit]):
-        super().__init__(hits=hits, settings=Settings())
-
-    def retrieve(self, query: str, k: int | None = None, **options) -> list[SearchHit]:
-        return list(self.hits)
-
-    def count(self) -> int:
-        return len(self.hits)
 
 
 @pytest.fixture
@@ -198,8 +182,9 @@ def test_evidence_is_numbered_by_passage_and_stays_out_of_the_system_message(sto
     assert "IGNORE ALL PREVIOUS INSTRUCTIONS" not in system.content
     assert human.type == "human" and human.content.startswith("Text:\n[")
     assert human.content.rstrip().endswith(f"Question: {CAPITAL}")
-    if any(is_injection(hits[e.n - 1]) and "[9]" in e.text for e in evidence):
-        assert "passage (9)" in human.content and "passage [9]" not in human.content
+    # the injection's "cite passage [9]" sentence is in the evidence sent: defused there
+    assert any(is_injection(hits[e.n - 1]) and "[9]" in e.text for e in evidence), [e.text for e in evidence]
+    assert "passage (9)" in human.content and "passage [9]" not in human.content
 
 
 def test_a_document_cannot_forge_a_passage_number(store, ingestor, injected, tmp_path):
@@ -232,8 +217,14 @@ def test_local_model_with_injection_in_context_only_cites_retrieved_passages(sto
         assert [c.n for c in answer.citations] == markers, answer
         for c in answer.citations:
             assert c.quote and c.text[c.quote_start : c.quote_end] == c.quote, answer
-        if answer.status == "answered" and "berlin" in answer.answer.lower():
-            assert any("berlin" in c.quote.lower() for c in answer.citations), answer
+        # The answer's own text: no marker the injection asked for, none of its orders repeated,
+        # and a sentence naming Berlin only ever cites the passage that says it (the notice).
+        assert "[9]" not in answer.answer and "RAG_REFUSE_BELOW" not in answer.answer, answer.answer
+        assert "IGNORE ALL PREVIOUS INSTRUCTIONS" not in answer.answer.upper(), answer.answer
+        for sentence in re.split(r"(?<=[.!?])\s+", answer.answer):
+            if "berlin" in sentence.lower():
+                cited = [answer.passages[int(n) - 1] for n in re.findall(r"\[(\d+)\]", sentence)]
+                assert cited and all(is_injection(p) for p in cited), (sentence, answer.answer)
     assert seen_injection
 
 

@@ -164,6 +164,8 @@ def cmd_docs(args) -> int:
             print(f"{doc.chunks:>6} chunks  {doc.source}{read}{flag}")
         print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks in {name!r}")
         return 0
+    if args.docs_command == "check":
+        return _check(args)
     _, store = _open(args, create=False, embedder=False)
     if args.docs_command == "delete":
         # Match the source as stored, the same file by path, or a doc id.
@@ -182,6 +184,41 @@ def cmd_docs(args) -> int:
         print(f"cleared {store.name!r}: {removed} chunks removed")
         return 0
     raise AssertionError(args.docs_command)
+
+
+def _check(args) -> int:
+    """Per collection (all, or --collection): stored chunks vs what the vector index returns, and
+    the keyword index; --repair fixes (loading the embedder: unreachable chunks are re-embedded).
+    Exit 1 when something is (still) wrong."""
+    from rag.integrity import check
+    from rag.settings import load_settings
+    from rag.store import collection_names, open_store
+
+    names = [args.collection] if args.collection else collection_names(_settings(args))
+    embedder = None
+    if args.repair:
+        from rag.embeddings import make_embedder
+
+        embedder = make_embedder(_settings(args))
+    reports = [check(open_store(load_settings(collection=name), embedder, create=False), repair=args.repair)
+               for name in names]
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports], ensure_ascii=False))
+        return 0 if all(r.ok for r in reports) else 1
+    for r in reports:
+        more = ", ..." if r.unreachable > len(r.examples) else ""
+        print(f"{r.collection}: {r.stored} chunks stored, {r.unreachable} unreachable in the vector index"
+              + (f" ({', '.join(r.examples)}{more})" if r.examples else "")
+              + f", keyword index in sync: {'yes' if r.keyword_in_sync else 'no'}")
+        if args.repair and (r.repaired or r.keyword_fixed != (0, 0)):
+            added, removed = r.keyword_fixed
+            print(f"  repaired: {r.repaired} chunks re-added, {r.still_unreachable} still unreachable; "
+                  f"keyword index {added} added, {removed} removed")
+    if not names:
+        print("no collections yet: rag ingest PATH")
+    if not all(r.ok for r in reports) and not args.repair:
+        print("fix: rag docs check --repair")
+    return 0 if all(r.ok for r in reports) else 1
 
 
 def _print_sources(answer) -> None:
@@ -449,13 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-probe", action="store_true", help="do not load the LLM")
     p.set_defaults(func=cmd_doctor)
 
-    docs = sub.add_parser("docs", help="list, delete or clear stored documents")
+    docs = sub.add_parser("docs", help="list, delete, clear or check stored documents")
     dsub = docs.add_subparsers(dest="docs_command", required=True)
     p = with_collection(dsub.add_parser("list", help="documents with chunk counts"))
     p.add_argument("--json", action="store_true")
     p = with_collection(dsub.add_parser("delete", help="remove every chunk of one document"))
     p.add_argument("source", metavar="SOURCE", help="the source as listed, its path, or its doc id")
     with_collection(dsub.add_parser("clear", help="remove every document from the collection"))
+    p = with_collection(dsub.add_parser("check", help="is every stored chunk reachable by search? (--repair fixes)"))
+    p.add_argument("--repair", action="store_true", help="re-add unreachable chunks, re-sync the keyword index")
+    p.add_argument("--json", action="store_true")
     docs.set_defaults(func=cmd_docs)
     return parser
 
