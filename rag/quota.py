@@ -198,7 +198,9 @@ def normalise_address(host: str | None) -> str:
         text = text[1:].split("]", 1)[0]
     elif text.count(":") == 1:  # v4:port
         text = text.split(":", 1)[0]
-    text = text.split("%", 1)[0]
+    text = text.split("%", 1)[0].strip()
+    if not text:
+        return "unknown"
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
