@@ -11,7 +11,11 @@ Bounds, so one hostile file cannot take the machine:
   image loader, ingest/formats/image.py, applies these bounds and calls `read_image`);
 - every page is rendered or scaled to at most MAX_SIDE pixels on its longest side (RapidOCR
   scales to that anyway), so memory and time per page are bounded whatever the page size says;
-- at most `max_pages` pages of one file are OCR'd (RAG_OCR_MAX_PAGES); the rest are reported.
+- at most `max_pages` pages of one file are OCR'd (RAG_OCR_MAX_PAGES); the rest are reported;
+- a caller may set a meter (`metered(meter)`): asked before each page (`allow_page()` returns None
+  or the reason it is refused) and told each page's OCR seconds (`spent(seconds)`). The web app's
+  public mode meters each visitor's OCR pages and seconds per hour (rag/quota.OcrMeter); pages
+  past it are reported as not read, like pages past RAG_OCR_MAX_PAGES.
 
 `OcrOptions` reach the loaders through a context variable set by the caller (`using(options)`),
 so loaders keep their one-argument signature; outside it the defaults apply.
@@ -68,6 +72,25 @@ def current() -> OcrOptions:
     return _options.get()
 
 
+_meter: ContextVar[object | None] = ContextVar("ocr_meter", default=None)
+
+
+@contextlib.contextmanager
+def metered(meter) -> Iterator[object]:
+    """OCR in this block asks `meter.allow_page()` before each page and reports `meter.spent(s)`."""
+    token = _meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _meter.reset(token)
+
+
+def page_refused() -> str | None:
+    """Why the next page may not be OCR'd (the meter's reason), or None."""
+    meter = _meter.get()
+    return meter.allow_page() if meter is not None else None
+
+
 # ---------------------------------------------------------------- the engine
 
 _engine = None
@@ -109,14 +132,20 @@ def _get_engine():
 
 def read_image(image, engine=None) -> str:
     """The text of a PIL image: lines in reading order, a blank line between paragraphs."""
+    import time
+
     image = _bounded(image)
     with _engine_lock:
+        started = time.perf_counter()  # after the lock: a visitor pays for their own pages only
         engine = engine or _get_engine()
         result = engine(image)
         if result.txts and _confidence(result) < UPSIDE_DOWN_SCORE:  # a page scanned upside down?
             turned = engine(image.rotate(180))
             if turned.txts and _confidence(turned) > _confidence(result):
                 result = turned
+        meter = _meter.get()
+        if meter is not None:
+            meter.spent(time.perf_counter() - started)
     if not result.txts:
         return ""
     return _layout(result.boxes, result.txts)
@@ -191,15 +220,23 @@ def complete_pdf_pages(path: Path, texts: list[str]) -> tuple[list[str], set[int
         wanted = []
     todo, skipped = wanted[: options.max_pages], wanted[options.max_pages:]
     by_ocr: set[int] = set()
+    refused, done = None, 0
     for index, image in render_pdf_pages(path, todo):
+        refused = page_refused()
+        if refused:
+            image.close()
+            break
         text = read_image(image).strip()
         image.close()
+        done += 1
         if text:
             texts[index] = text
             by_ocr.add(index)
     empty = sum(1 for t in texts if not t.strip())
     warning = None
-    if skipped:
+    if refused:
+        warning = f"{len(wanted) - done} pages without a usable text layer were not read: {refused}"
+    elif skipped:
         warning = (f"OCR stopped at RAG_OCR_MAX_PAGES={options.max_pages}: {len(skipped)} more pages "
                    "without a usable text layer were not read")
     stats.report(pages=len(texts), ocr_pages=len(by_ocr), empty_pages=empty,
@@ -212,6 +249,9 @@ def no_text_reason(pages: int) -> str:
     options = current()
     if options.mode == "off":
         return f"no extractable text — scanned? ({pages} pages with no text layer; OCR is off: set RAG_OCR=auto)"
+    refused = getattr(_meter.get(), "refused", None)
+    if refused:
+        return f"no extractable text — scanned? ({pages} pages with no text layer, not read by OCR: {refused})"
     return f"no extractable text — scanned? ({pages} pages with no text layer, and OCR found no text on them)"
 
 

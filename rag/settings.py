@@ -157,10 +157,36 @@ class Settings(BaseSettings):
     visitor_questions_in_flight: int = Field(1, ge=1, le=4, description="Public mode: questions of one client address answered at once.")
     visitor_questions_per_minute: int = Field(6, ge=1, description="Public mode: questions one client address may ask per minute.")
     queue_max_size: int = Field(32, ge=1, description="Web app: requests waiting in the queue before new ones are refused.")
+    max_question_chars: int = Field(
+        4000, ge=16, description="Longest question accepted, in characters, on every route (the page, /ask, /v1); "
+        "longer ones are refused before any search or quota is spent.")
+    max_request_kb: int = Field(
+        1024, ge=16, description="Web app: largest request body in KB for /v1 and the page's events (not uploads, "
+        "which RAG_MAX_FILE_MB bounds); a larger one is refused with 413 before it is read or authenticated.")
+    visitor_ocr_pages_per_hour: int = Field(
+        60, ge=0, description="Public mode: pages one client address may have read by OCR per hour (images count "
+        "one per frame); pages past it are reported as not read.")
+    visitor_ocr_seconds_per_hour: float = Field(
+        600.0, ge=0, description="Public mode: OCR seconds one client address may use per hour (checked before "
+        "each page, so one page may run past it).")
+    visitor_page_renders_per_hour: int = Field(
+        60, ge=0, description="Public mode: \"open page\" images one client address may ask for per hour "
+        "(renders are cached per file and page).")
+    visitor_exports_per_hour: int = Field(
+        20, ge=0, description="Public mode: chat exports (Markdown or JSON) one client address may make per hour.")
+    max_export_mb: float = Field(
+        2.0, gt=0, description="Web app: largest chat export; exports are written in DATA_DIR/exports and deleted "
+        "after RAG_SESSION_TTL_MINUTES.")
+    visitor_feedback_per_hour: int = Field(
+        30, ge=0, description="Public mode: thumbs up/down one client address may record per hour.")
+    feedback_max_mb: float = Field(
+        20.0, gt=0, description="Web app: DATA_DIR/feedback.jsonl stops growing at this size (new ratings are "
+        "refused with a message; `rag feedback export` and a fresh file start again).")
     client_ip_header: str = Field(
         "",
-        description="Public mode behind a reverse proxy: the header holding the visitor's address (its last "
-        "value is used, e.g. x-forwarded-for). Empty: the connection's address.",
+        description="Public mode behind a reverse proxy: the header holding the visitor's address, e.g. "
+        "x-forwarded-for; its rightmost value over all its lines is used (the one your proxy appended). Empty: the "
+        "connection's address, and proxy headers are ignored (see docs/public-mode.md).",
     )
     preload: str = Field(
         "",
@@ -212,7 +238,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "Public mode: what visitors may use": (
         "session_ttl_minutes", "public_backends", "public_models", "visitor_upload_files", "visitor_upload_mb",
         "visitor_questions_in_flight", "visitor_questions_per_minute", "client_ip_header",
+        "visitor_ocr_pages_per_hour", "visitor_ocr_seconds_per_hour", "visitor_page_renders_per_hour",
+        "visitor_exports_per_hour", "visitor_feedback_per_hour",
     ),
+    "Limits in every mode": ("max_question_chars", "max_request_kb", "max_export_mb", "feedback_max_mb"),
 }
 
 

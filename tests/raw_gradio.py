@@ -57,11 +57,12 @@ class RawClient:
         raise KeyError(api_name)
 
     # --- the protocol ------------------------------------------------------------------------
-    def join(self, fn_index: int, data: list, session_hash: str | None = None, trigger_id: int | None = None) -> tuple[str, httpx.Response]:
+    def join(self, fn_index: int, data: list, session_hash: str | None = None, trigger_id: int | None = None,
+             event_data: dict | None = None, headers=None) -> tuple[str, httpx.Response]:
         session_hash = session_hash or uuid.uuid4().hex[:11]
         body = {"data": data, "fn_index": fn_index, "trigger_id": trigger_id, "session_hash": session_hash,
-                "event_data": None}
-        return session_hash, self.http.post("/gradio_api/queue/join", json=body)
+                "event_data": event_data}
+        return session_hash, self.http.post("/gradio_api/queue/join", json=body, headers=headers)
 
     def read(self, session_hash: str) -> Result:
         """Read the session's event stream until its event completes."""
@@ -80,16 +81,18 @@ class RawClient:
                     break
         return Result(False, None, "stream closed without process_completed", messages)
 
-    def call(self, fn_index: int, data: list, session_hash: str | None = None, trigger_id: int | None = None) -> Result:
-        session_hash, resp = self.join(fn_index, data, session_hash, trigger_id)
+    def call(self, fn_index: int, data: list, session_hash: str | None = None, trigger_id: int | None = None,
+             event_data: dict | None = None, headers=None) -> Result:
+        """`headers`: extra request headers for the join (a list of pairs may repeat a name)."""
+        session_hash, resp = self.join(fn_index, data, session_hash, trigger_id, event_data, headers)
         if resp.status_code != 200:
             return Result(False, None, f"join refused: {resp.status_code} {resp.text}")
         return self.read(session_hash)
 
-    def upload(self, *paths: Path) -> list[str]:
+    def upload(self, *paths: Path, headers=None) -> list[str]:
         """POST /gradio_api/upload: the server's cached paths of the files."""
         files = [("files", (Path(p).name, Path(p).read_bytes())) for p in paths]
-        return self.http.post("/gradio_api/upload", files=files).raise_for_status().json()
+        return self.http.post("/gradio_api/upload", files=files, headers=headers).raise_for_status().json()
 
     def file_url(self, server_path: str) -> str:
         return f"/gradio_api/file={server_path}"

@@ -40,8 +40,14 @@ def load(path: Path) -> list[Document]:
             if image.format not in IMAGE_FORMATS:
                 raise LoadError(f"image format {image.format} is not supported here (PNG, JPEG, TIFF, WebP)")
             frames = getattr(image, "n_frames", 1)
-            docs, empty, ocr_pages = [], 0, 0
+            docs, empty, ocr_pages, refused = [], 0, 0, None
             for frame in range(min(frames, options.max_pages)):
+                refused = ocr.page_refused()
+                if refused:
+                    if not docs:
+                        raise LoadError(f"this image can only be read by OCR: {refused}")
+                    empty += min(frames, options.max_pages) - frame
+                    break
                 text = ocr.read_image(_frame(image, frame))
                 if text.strip():
                     docs.append(doc(text, page=frame + 1 if frames > 1 else None, ocr=True))
@@ -51,6 +57,8 @@ def load(path: Path) -> list[Document]:
     skipped = max(0, frames - options.max_pages)
     warning = (f"OCR stopped at RAG_OCR_MAX_PAGES={options.max_pages}: {skipped} more frames were not read"
                if skipped else None)
+    if refused:
+        warning = f"some frames were not read: {refused}" + (f"; {warning}" if warning else "")
     stats.report(pages=frames, ocr_pages=ocr_pages, empty_pages=empty + skipped, warning=warning)
     if not docs:
         raise LoadError(f"OCR found no text in this image ({frames} {'page' if frames == 1 else 'pages'})")

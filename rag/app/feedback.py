@@ -8,7 +8,12 @@ A turn is a plain dict, the shape the chat keeps for each answer and the JSON ex
 
 Each feedback line is a turn plus {"rating": "up" | "down", "id", "recorded", "session"}; the
 session is a hash, never the visitor's own token. DATA_DIR/feedback.jsonl only grows (one append
-per click, a line written whole under a lock); texts are capped so a hostile page cannot make it huge.
+per click, a line written whole under a lock), up to RAG_FEEDBACK_MAX_MB: past it new ratings are
+refused (`FeedbackFull`); texts are capped so a hostile page cannot make one line huge. In public
+mode each address's ratings per hour are a budget too (rag/quota.py, the web app charges it).
+
+Exports are written to DATA_DIR/exports/<random>/chat.md|json (never the system's /tmp), refused
+over RAG_MAX_EXPORT_MB, and deleted once older than the visitor TTL (`write_export` sweeps first).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from rag.errors import RagError
 
 FILENAME = "feedback.jsonl"
 RATINGS = ("up", "down")
@@ -69,11 +76,16 @@ def _clean_turn(turn: dict) -> dict:
     }
 
 
-class FeedbackLog:
-    """DATA_DIR/feedback.jsonl."""
+class FeedbackFull(RagError):
+    """feedback.jsonl reached RAG_FEEDBACK_MAX_MB; the message says so."""
 
-    def __init__(self, data_dir: Path):
+
+class FeedbackLog:
+    """DATA_DIR/feedback.jsonl, at most `max_bytes` long (None: unbounded, for the CLI's reading)."""
+
+    def __init__(self, data_dir: Path, max_bytes: int | None = None):
         self.path = Path(data_dir) / FILENAME
+        self.max_bytes = max_bytes
 
     def record(self, rating: str, turn: dict, session: str | None = None) -> dict:
         if rating not in RATINGS:
@@ -87,6 +99,10 @@ class FeedbackLog:
         }
         line = json.dumps(entry, ensure_ascii=False) + "\n"
         with _lock:
+            size = self.path.stat().st_size if self.path.exists() else 0
+            if self.max_bytes is not None and size + len(line.encode()) > self.max_bytes:
+                raise FeedbackFull(f"rating not saved: the feedback file is full ({size / 2**20:.1f} MB, limit "
+                                   f"{self.max_bytes / 2**20:g} MB, RAG_FEEDBACK_MAX_MB)")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(line)
@@ -113,6 +129,48 @@ class FeedbackLog:
 
 
 # --- chat export -------------------------------------------------------------------------------
+EXPORTS = "exports"
+
+
+class ExportTooLarge(RagError):
+    """A chat export over RAG_MAX_EXPORT_MB."""
+
+
+def export_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / EXPORTS
+
+
+def sweep_exports(folder: Path, max_age_s: float, now: float | None = None) -> int:
+    """Delete export folders older than max_age_s; returns how many."""
+    import shutil
+    import time
+
+    now = time.time() if now is None else now
+    removed = 0
+    for sub in (folder.iterdir() if folder.is_dir() else ()):
+        try:
+            if now - sub.stat().st_mtime > max_age_s:
+                shutil.rmtree(sub, ignore_errors=True) if sub.is_dir() else sub.unlink(missing_ok=True)
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def write_export(folder: Path, text: str, kind: str, max_bytes: int, max_age_s: float) -> Path:
+    """The export as DATA_DIR/exports/<random>/chat.<kind>, after sweeping old ones; ExportTooLarge
+    over max_bytes (nothing is written)."""
+    data = text.encode("utf-8")
+    if len(data) > max_bytes:
+        raise ExportTooLarge(f"export refused: the chat is {len(data) / 2**20:.1f} MB, the limit is "
+                             f"{max_bytes / 2**20:g} MB (RAG_MAX_EXPORT_MB); start a new chat")
+    sweep_exports(folder, max_age_s)
+    sub = folder / uuid.uuid4().hex
+    sub.mkdir(parents=True)
+    path = sub / f"chat.{kind}"
+    path.write_bytes(data)
+    return path
+
 def chat_json(turns: Iterable[dict], title: str = "groundwork-rag chat") -> str:
     return json.dumps({"title": title, "exported": now_iso(), "turns": [_clean_turn(t) for t in turns]},
                       ensure_ascii=False, indent=1) + "\n"

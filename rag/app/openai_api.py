@@ -18,7 +18,13 @@ Auth: with RAG_AUTH=user:password set, every request needs `Authorization: Beare
 Public mode (RAG_PUBLIC): the caller cannot choose the collection or the model: the `model` field is
 accepted and ignored, answers come from the shared collection only (read-only; this API writes
 nothing), temperature and max_tokens are the server's; each address's questions count against the
-same quotas as the web page's (rag/quota.py), and going over them is a 429.
+same quotas as the web page's (rag/quota.py), and going over them is a 429 (for a stream too: the
+slot is taken before the response starts). Error messages pass through rag.app.policy.redact, as the
+chat's do: no OPENAI_BASE_URL or model path reaches a public caller.
+
+Every mode: a body over RAG_MAX_REQUEST_KB is a 413 before it is parsed or the login checked
+(rag/app/upload_guard.BodyLimit); a question over RAG_MAX_QUESTION_CHARS is a 400; a collection
+that does not exist (yet) is a 404 saying so.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Iterator
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from rag.app import policy
 from rag.errors import RagError
 
 log = logging.getLogger(__name__)
@@ -173,18 +180,21 @@ class OpenAIApi:
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object")
         question, history = split_messages(body.get("messages"))
-        return question, history, self.collection_for(body.get("model")), self.overrides(body)
+        too_long = policy.question_too_long(question, self.settings)
+        if too_long:
+            raise ApiError(400, too_long, code="question_too_long")
+        collection = self.collection_for(body.get("model"))
+        if self.ws.store(collection, create=False) is None:
+            raise ApiError(404, f"collection {collection!r} does not exist yet: no documents were added to it",
+                           code="model_not_found")
+        return question, history, collection, self.overrides(body)
 
     def reply(self, prepared: tuple):
         """The chain's Reply for a prepared request (text pieces, then the final Answer)."""
-        from rag.answer.chain import EMPTY
-        from rag.answer.reply import Reply
-        from rag.schema import Answer
-
         question, history, collection, overrides = prepared
         chain = self.chain(collection, overrides)
-        if chain is None:
-            return Reply(iter([EMPTY, Answer(EMPTY, [], None, status="refused")]))
+        if chain is None:  # deleted since `prepare` looked
+            raise ApiError(404, f"collection {collection!r} does not exist", code="model_not_found")
         return chain.reply(question, history)
 
     def quota(self, client: str | None):
@@ -221,12 +231,16 @@ class OpenAIApi:
             return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
         prepared = self.prepare(body)
-        self._slots.acquire()  # released in `finally`, which runs once the generator has started
-        entered = False
+        if quota is not None:
+            quota.__enter__()  # QuotaExceeded here, at the first next(): `_start_stream` answers 429
+        entered = quota is not None
         try:
-            if quota is not None:
-                quota.__enter__()
-                entered = True
+            self._slots.acquire()
+        except BaseException:
+            if entered:
+                quota.__exit__(None, None, None)
+            raise
+        try:
             yield chunk({"role": "assistant", "content": ""})
             reply = self.reply(prepared)
             for piece in reply:
@@ -235,16 +249,20 @@ class OpenAIApi:
             yield chunk({}, "stop", citations=citations_json(answer, self.shown), refused=answer.refused,
                         answer=answer.answer)
         except (RagError, ApiError) as exc:
-            message = exc.message if isinstance(exc, ApiError) else str(exc)
+            message = self.redact(exc.message if isinstance(exc, ApiError) else str(exc))
             yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n"
         except Exception as exc:  # a bug: the stream ends with an error event, the traceback goes to the log
             log.exception("API answer failed")
-            yield f"data: {json.dumps({'error': {'message': f'{type(exc).__name__}: {exc}', 'type': 'server_error'}})}\n\n"
+            message = self.redact(f"{type(exc).__name__}: {exc}")
+            yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n"
         finally:
             if entered:
                 quota.__exit__(None, None, None)
             self._slots.release()
         yield "data: [DONE]\n\n"
+
+    def redact(self, message: str) -> str:
+        return policy.redact(message, self.settings)
 
     def _model_name(self, body: dict) -> str:
         model = body.get("model")
@@ -273,19 +291,27 @@ class OpenAIApi:
                     return self._start_stream(body, client)
                 return self.complete(body, client)
             except ApiError as exc:
+                exc.message = self.redact(exc.message)
                 return exc.response()
             except QuotaExceeded as exc:
                 return ApiError(429, str(exc), "rate_limit_exceeded", "rate_limit_exceeded").response()
             except RagError as exc:
-                return ApiError(500, str(exc), "server_error").response()
+                return ApiError(500, self.redact(str(exc)), "server_error").response()
+            except Exception as exc:  # a bug: a JSON 500 without config in it; the traceback goes to the log
+                log.exception("API answer failed")
+                return ApiError(500, self.redact(f"{type(exc).__name__}: {exc}"), "server_error").response()
 
         return router
 
     def _start_stream(self, body: dict, client: str | None = None) -> StreamingResponse:
-        self.prepare(body)  # a bad request is a 4xx here, not an error inside a 200 stream
-        # the quota is taken inside the stream (so a client gone before it starts holds no slot):
-        # over it, the stream is one error event
-        return StreamingResponse(self.stream(body, self.quota(client)), media_type="text/event-stream",
+        import itertools
+
+        # The generator runs to its first chunk here: a bad request (4xx) and a quota refusal (429)
+        # are raised before any byte of a 200 is sent. From then on it is suspended inside its
+        # try, so its `finally` (slot and quota released) runs when it ends or is closed/collected.
+        events = self.stream(body, self.quota(client))
+        first = next(events)
+        return StreamingResponse(itertools.chain([first], events), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     def _authorise(self, request: Request) -> None:

@@ -3,11 +3,17 @@
 pypdfium2 renders the page and finds the quote in the page's text layer (whitespace and case
 ignored); the rectangles of those characters are painted translucent yellow. A quote it cannot find
 (OCR'd pages have no text layer) leaves the page unmarked, and `found` says so.
+
+`PageCache` keeps the last renders by (file SHA-256, page, quote): opening the same passage again
+costs a hash of the file, not a render (a page of 100k vector curves takes ~15 CPU s to draw).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,3 +102,35 @@ def pick_quote(passage_text: str, quote: str | None) -> str | None:
         return quote
     first = re.split(r"(?<=[.!?])\s", " ".join(str(passage_text).split()), maxsplit=1)[0]
     return first or None
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class PageCache:
+    """The last `size` rendered pages, by (file SHA-256, page, quote); `renders` counts real renders."""
+
+    def __init__(self, size: int = 12):
+        self.size = size
+        self.renders = 0
+        self._images: OrderedDict[tuple, PageImage] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def render(self, path: Path, page: int, quote: str | None) -> PageImage:
+        key = (file_digest(path), page, " ".join((quote or "").split()))
+        with self._lock:
+            if key in self._images:
+                self._images.move_to_end(key)
+                return self._images[key]
+        image = render_page(path, page, quote)
+        with self._lock:
+            self.renders += 1
+            self._images[key] = image
+            while len(self._images) > self.size:
+                self._images.popitem(last=False)
+        return image

@@ -128,6 +128,14 @@ def allowed_model_file(owner: Settings, name: str) -> Path:
     raise ConfigError(NOT_AVAILABLE)
 
 
+def question_too_long(question: str, owner: Settings) -> str | None:
+    """The refusal for a question over RAG_MAX_QUESTION_CHARS (every route checks it first), or None."""
+    if len(question) <= owner.max_question_chars:
+        return None
+    return (f"question refused: it is {len(question):,} characters, the limit is {owner.max_question_chars:,} "
+            "(RAG_MAX_QUESTION_CHARS); ask something shorter")
+
+
 def chosen_collection(owner: Settings, requested: str | None) -> str | None:
     """Public mode: visitors never choose a collection (None: the workspace decides)."""
     return None if owner.public else requested
@@ -137,10 +145,19 @@ def redact(message: str, owner: Settings) -> str:
     """A message for a visitor in public mode: without the OpenAI base URL or model paths."""
     if not owner.public:
         return message
-    secrets = [owner.openai_base_url or "", owner.local_model if owner.local_model.lower() not in PACKAGED else ""]
+    from urllib.parse import urlsplit
+
+    base = owner.openai_base_url or ""
+    remote = {base, base.rstrip("/")}
+    try:
+        remote.add(urlsplit(base).netloc)  # the host:port alone, as connection errors print it
+    except ValueError:
+        pass
+    remote.discard("")
+    secrets = [*remote, owner.local_model if owner.local_model.lower() not in PACKAGED else ""]
     secrets += [m for m in _items(owner.public_models) if m.lower().endswith(".gguf")]
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        message = message.replace(secret, "the remote model" if secret == owner.openai_base_url else Path(secret).name)
+        message = message.replace(secret, "the remote model" if secret in remote else Path(secret).name)
     return message
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -21,7 +22,7 @@ from rag.app.markup import inert, inert_line
 from rag.app.quota import client_key
 from rag.schema import Answer, FileResult
 from rag.settings import Settings, load_settings
-from rag.app.feedback import FeedbackLog, chat_json, chat_markdown, make_turn
+from rag.app.feedback import FeedbackLog, chat_json, chat_markdown, export_dir, make_turn, write_export
 from rag.app.sources_view import link_markers, passages_of, render_panel, source_name
 from rag.app.workspace import Workspace
 
@@ -113,7 +114,9 @@ def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: li
     try:
         reply = ws.chain(session, collection, overrides).reply(message, history)
         for piece in reply:
-            chat[-1]["content"] += inert(piece)
+            # the whole text so far, escaped as one: a URL split across pieces ("http:" then
+            # "//host") is only seen, and made inert, once its pieces are together
+            chat[-1]["content"] = inert(reply.streamed)
             yield chat, history, None
         answer = reply.answer()
         chat[-1]["content"] = inert(answer.answer)
@@ -146,8 +149,11 @@ class Handlers:
         self.ws = ws
         self.settings = ws.settings
         self.public = ws.settings.public
-        self.feedback_log = FeedbackLog(ws.settings.data_dir)
+        self.feedback_log = FeedbackLog(ws.settings.data_dir, int(ws.settings.feedback_max_mb * 2**20))
         self._busy: set[str] = set()  # sessions with an answer streaming
+        from rag.app.page_image import PageCache
+
+        self.pages = PageCache()  # "open page" renders, per (file hash, page, quote)
 
     @staticmethod
     def session(request: gr.Request | None) -> str:
@@ -160,6 +166,13 @@ class Handlers:
 
     def question_slot(self, request: gr.Request | None):
         return self.ws.quotas.question(self.client(request)) if self.public else contextlib.nullcontext()
+
+    def spend(self, request: gr.Request | None, kind: str, what: str) -> None:
+        """Public mode: one unit of an hourly budget (rag/quota.py), or QuotaExceeded."""
+        if self.public:
+            setting = f"visitor_{kind}_per_hour"
+            self.ws.quotas.charge(self.client(request), kind, 1, getattr(self.settings, setting), what,
+                                  f"RAG_{setting.upper()}")
 
     def shown(self, source: str) -> str:
         """In public mode visitors see file names, not the owner's server paths."""
@@ -210,6 +223,13 @@ class Handlers:
         """Yields (chat, history, question box, sources panel, turns); runs after `gate` let it."""
         session = self.session(request)
         question = (message or "").strip()
+        too_long = policy.question_too_long(question, self.settings)
+        if too_long:  # refused before any search, quota or state holds it
+            self._busy.discard(session)
+            shown = inert(question[:200]) + "…"
+            yield (list(chat or []) + [{"role": "user", "content": shown},
+                                       {"role": "assistant", "content": f"⚠️ {too_long}"}], history, "", gr.update(), turns)
+            return
         got: list[Answer] = []
         # The box is emptied once, as the question is taken; later updates leave it alone, so what
         # the visitor types meanwhile (refused by `gate`, kept to send) is not wiped.
@@ -239,7 +259,7 @@ class Handlers:
                     first, box = False, gr.update()
         except RagError as exc:  # a refused model or a quota: said in the chat
             shown_chat = list(chat or []) + [{"role": "user", "content": inert(question)},
-                                              {"role": "assistant", "content": f"⚠️ {inert(str(exc))}"}]
+                                              {"role": "assistant", "content": f"⚠️ {inert(policy.redact(str(exc), self.settings))}"}]
             yield shown_chat, history, box, gr.update(), turns
         finally:
             self._busy.discard(session)
@@ -294,54 +314,90 @@ class Handlers:
         if turn is None:
             gr.Warning("That message is not an answer from the documents; nothing recorded.")
             return
-        self.feedback_log.record("up" if liked else "down", {k: v for k, v in turn.items() if k != "passages"},
-                                 self.session(request))
+        try:
+            self.spend(request, "feedback", "rating")
+            self.feedback_log.record("up" if liked else "down", {k: v for k, v in turn.items() if k != "passages"},
+                                     self.session(request))
+        except RagError as exc:  # over the hourly budget, or the file is full
+            gr.Warning(str(exc))
+            return
         gr.Info("Thanks: your rating was saved with the question, answer and sources.")
 
-    def export(self, turns, kind: str):
-        import tempfile
+    def export_md(self, turns, request: gr.Request):
+        return self.export(turns, "md", request)
 
+    def export_json(self, turns, request: gr.Request):
+        return self.export(turns, "json", request)
+
+    def export(self, turns, kind: str, request: gr.Request | None = None):
+        """The chat as a file in DATA_DIR/exports (size-capped, swept after the visitor TTL; one
+        unit of the hourly export budget in public mode)."""
         if not turns:
             gr.Warning("Nothing to export yet: ask a question first.")
             return gr.update(value=None, visible=False)
         plain = [{k: v for k, v in t.items() if k != "passages"} for t in turns]
-        folder = Path(tempfile.mkdtemp(prefix="rag-export-"))
-        path = folder / f"chat.{kind}"
-        path.write_text(chat_markdown(plain) if kind == "md" else chat_json(plain), encoding="utf-8")
+        try:
+            self.spend(request, "exports", "export")
+            path = write_export(export_dir(self.settings.data_dir), chat_markdown(plain) if kind == "md" else chat_json(plain),
+                                kind, int(self.settings.max_export_mb * 2**20), self.settings.session_ttl_minutes * 60)
+        except RagError as exc:
+            gr.Warning(str(exc))
+            return gr.update(value=None, visible=False)
         return gr.update(value=str(path), visible=True)
 
     def open_page(self, ref, turns, collection, request: gr.Request):
         """The original PDF page of passage `ref` ("turn:n") as an image with its quote marked.
         Only passages retrieved for this visitor (their own turns state) can be opened, and only
         from collections their questions may read."""
-        from rag.app.page_image import pick_quote, render_page
+        from rag.app.page_image import pick_quote
 
+        hidden = gr.update(visible=False), gr.update(visible=False)
         try:
             t, n = (int(x) for x in str(ref).split(":"))
             passage = next(p for p in turns[t]["passages"] if p["n"] == n)
-        except (ValueError, IndexError, StopIteration, TypeError):
-            return gr.update(visible=False), gr.update(visible=False)
-        path = self.original_file(request, collection, passage["source"])
-        if path is None or not passage.get("page"):
-            gr.Warning(f"The original of {passage['name']} is not available on this server.")
-            return gr.update(visible=False), gr.update(visible=False)
+        except (ValueError, IndexError, StopIteration, TypeError, KeyError):
+            return hidden
+        if not passage.get("page"):
+            gr.Warning(f"{passage['name']} has no pages to show.")
+            return hidden
+        path = self.original_file(request, collection, passage)
+        if path is None:
+            gr.Warning(f"The original of {passage['name']} is no longer available on this server (deleted, or "
+                       f"removed after {self.settings.session_ttl_minutes:g} idle minutes).")
+            return hidden
         try:
-            page = render_page(path, int(passage["page"]), pick_quote(passage["text"], passage.get("quote")))
+            self.spend(request, "page_renders", "opening a page")
+            page = self.pages.render(path, int(passage["page"]), pick_quote(passage["text"], passage.get("quote")))
+        except RagError as exc:
+            gr.Warning(str(exc))
+            return hidden
         except Exception as exc:  # a PDF pdfium cannot open: say so, keep the chat going
             gr.Warning(f"Could not show {passage['name']}, page {passage['page']}: {exc}")
             return gr.update(visible=False), gr.update(visible=False)
         label = f"{passage['where']} of {page.pages}" + ("" if page.found else " (the quote could not be marked on this page)")
         return gr.update(visible=True), gr.update(value=page.image, label=label)
 
-    def original_file(self, request: gr.Request, collection: str, source: str) -> Path | None:
-        """The stored file a source came from: an upload of a collection this visitor reads, or
-        (private mode, or the owner's shared documents) the path it was ingested from."""
-        for name in dict.fromkeys(self.ws.readable(self.session(request), collection)):
-            candidate = (self.settings.data_dir / "uploads" / name / source_name(source)).resolve()
-            if candidate.is_file() and candidate.parent == (self.settings.data_dir / "uploads" / name).resolve():
+    def original_file(self, request: gr.Request, collection: str, passage: dict) -> Path | None:
+        """The file a passage came from, only while the store still holds that passage's version:
+        the visitor's own stored upload (public mode: nothing else); in private mode also an upload
+        of the chosen collection, or the absolute path a document was ingested from. Never a path
+        relative to the server's working directory. None: deleted, swept, replaced or not ours."""
+        session, source = self.session(request), str(passage.get("source", ""))
+        mine = self.ws.writable(session, collection)
+        for name in dict.fromkeys(self.ws.readable(session, collection)):
+            if self.public and name != mine:
+                continue
+            store = self.ws.store(name, create=False)
+            if store is None or not _still_stored(store, str(passage.get("chunk_id", ""))):
+                continue
+            folder = (self.settings.data_dir / "uploads" / name).resolve()
+            candidate = (folder / source_name(source)).resolve()
+            if source == source_name(source) and candidate.parent == folder and candidate.is_file():
                 return candidate
-        path = Path(source)
-        return path if path.is_absolute() and path.is_file() else (Path.cwd() / path if (Path.cwd() / path).is_file() else None)
+            path = Path(source)
+            if not self.public and path.is_absolute() and path.is_file():
+                return path
+        return None
 
     def ask_delete(self, sources, event: gr.SelectData, request: gr.Request):
         """A click on a row's "delete" cell asks for confirmation; other cells do nothing."""
@@ -414,6 +470,9 @@ class Handlers:
     def ask(self, question: str, request: gr.Request) -> dict:
         """Answer a question from the documents; returns the answer with its citations."""
         try:
+            too_long = policy.question_too_long(str(question or ""), self.settings)
+            if too_long:
+                raise RagError(too_long)
             with self.question_slot(request):
                 answer = self.ws.chain(self.session(request), None).ask(question).to_json()
             for citation in answer["citations"]:
@@ -429,6 +488,15 @@ class Handlers:
             {"source": self.shown(d.source), "chunks": d.chunks, "deletable": mine, "read": _read_cell(d)}
             for d, mine in self.ws.documents(self.session(request), None)
         ]
+
+
+def _still_stored(store, chunk_id: str) -> bool:
+    """Does the store still hold the document version a chunk id names (`<doc_id>-<hash12>-<i>`)?"""
+    parts = chunk_id.rsplit("-", 2)
+    if len(parts) != 3 or not all(parts):
+        return False
+    doc_id, version, _ = parts
+    return any(v.doc_hash.startswith(version) for v in store.versions(doc_id))
 
 
 def doc_headers(public: bool) -> list[str]:
@@ -449,8 +517,10 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     ws = Workspace(settings)
     if settings.preload:
         preload(ws)
-    demo = layout(settings, Handlers(ws))
+    handlers = Handlers(ws)
+    demo = layout(settings, handlers)
     demo.workspace = ws  # for tests and for launch()'s warm-up
+    demo.handlers = handlers
     return demo
 
 
@@ -602,8 +672,8 @@ def layout(settings: Settings, on: Handlers) -> gr.Blocks:
                          [chatbot, history, turns, sources, question, page_box, chatbot],
                          cancels=[submitted, clicked, from_example], api_visibility="private")
         chatbot.like(on.feedback, [chatbot, turns], None, api_visibility="private")
-        export_md.click(lambda t: on.export(t, "md"), [turns], [export_file], api_visibility="private")
-        export_json.click(lambda t: on.export(t, "json"), [turns], [export_file], api_visibility="private")
+        export_md.click(on.export_md, [turns], [export_file], api_visibility="private")
+        export_json.click(on.export_json, [turns], [export_file], api_visibility="private")
         open_go.click(on.open_page, [open_ref, turns, collection], [page_box, page_image], api_visibility="private")
         close_page.click(lambda: gr.update(visible=False), None, [page_box], api_visibility="private")
 
@@ -667,14 +737,20 @@ def start(demo: gr.Blocks, host: str | None = None, port: int | None = None, sha
     settings: Settings = demo.workspace.settings
     credentials = parse_auth(auth or settings.auth)
     check_port_free(host, port)
+    from starlette.middleware import Middleware
+
+    from rag.app.upload_guard import BodyLimit, UploadBudget
+
     demo.queue(default_concurrency_limit=4, max_size=settings.queue_max_size)
     app_kwargs = {"routes": api_routes(demo.workspace, credentials)}  # /v1 before Gradio's own routes
-    if settings.public:  # Gradio's raw upload route draws on the visitor's upload budget too
-        from starlette.middleware import Middleware
-
-        from rag.app.upload_guard import UploadBudget
-
-        app_kwargs["middleware"] = [Middleware(UploadBudget, quotas=demo.workspace.quotas, header=settings.client_ip_header)]
+    # bodies are bounded before anything parses them; in public mode Gradio's raw upload route draws
+    # on the visitor's upload budget too
+    app_kwargs["middleware"] = [Middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024)]
+    if settings.public:
+        app_kwargs["middleware"].append(Middleware(UploadBudget, quotas=demo.workspace.quotas, header=settings.client_ip_header))
+    # One client-address rule (rag/quota.py): uvicorn trusts X-Forwarded-For from 127.0.0.1 by default
+    # and would rewrite the socket address from it; trust no one unless the owner set it explicitly.
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
     try:
         demo.launch(
             app_kwargs=app_kwargs,
@@ -683,6 +759,7 @@ def start(demo: gr.Blocks, host: str | None = None, port: int | None = None, sha
             share=share,
             auth=credentials,
             max_file_size=settings.max_file_bytes,  # bytes: Gradio's "0.5mb" parser takes whole numbers only
+            allowed_paths=[str(export_dir(settings.data_dir))],  # chat exports, served once then swept
             prevent_thread_lock=True,
             css=CSS,
             js=JS,

@@ -14,6 +14,7 @@ This module is a face of the library, like rag/app/cli.py, so it may import inge
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shutil
@@ -24,10 +25,11 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
+from ingest import ocr
 from ingest.pipeline import Ingestor
 from ingest.pipeline import document_id as ingest_document_id
 from rag.errors import ConfigError, RagError
-from rag.app.quota import QuotaExceeded, VisitorQuotas
+from rag.app.quota import OcrMeter, QuotaExceeded, VisitorQuotas
 from rag.schema import DocumentInfo, FileResult
 from rag.settings import Settings, check_collection_name
 from rag.store import DocumentStore, collection_metadata, collection_names, delete_collection, open_store
@@ -148,6 +150,7 @@ class Workspace:
         folder = (self.settings.data_dir / "uploads" / name).resolve()
         folder.mkdir(parents=True, exist_ok=True)
         ingestor = Ingestor(store, self.settings)
+        meter = OcrMeter(self.quotas, client or session) if self.settings.public else None
         results = []
         for i, (tmp, original) in enumerate(files):
             filename = safe_filename(original or Path(tmp).name)
@@ -160,7 +163,8 @@ class Workspace:
                 except OSError as exc:
                     results.append(FileResult(filename, "failed", error=f"could not store the upload: {exc.strerror or exc}"))
                     continue
-                result = ingestor.ingest_file(dest, source=filename)
+                with ocr.metered(meter) if meter else contextlib.nullcontext():  # the visitor's OCR pages and seconds
+                    result = ingestor.ingest_file(dest, source=filename)
                 if result.status == "failed" and not store.versions(ingest_document_id(dest)):
                     dest.unlink(missing_ok=True)  # keep no copy of a file that was never stored
             results.append(result)
