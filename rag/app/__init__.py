@@ -2,7 +2,7 @@
 drives, and `rag eval`. This package (and nothing in the core) imports `ingest/`.
 
 cli.py        `rag ingest|search|ask|chat|docs|eval|serve`
-web.py        the Gradio page: layout plus named handlers
+web/          the Gradio page: layout, named handlers, renderers, server
 workspace.py  what the web app does, without Gradio: collections, uploads, visitors, answers
 evaluation/   `rag eval`: datasets, scoring, running, report, plotting
 """

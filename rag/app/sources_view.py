@@ -3,7 +3,7 @@ cited ones first and marked, the quote highlighted inside its passage, where it 
 
 Each answer keeps its own sources: the chat stores one `passages_of(answer)` list per turn and the
 panel renders every turn (the newest open), so [n] in an older answer still finds its passage.
-Anchors are `src-<turn>-<n>`; the page's script (web.py) opens and scrolls to them when [n] in an
+Anchors are `src-<turn>-<n>`; the page's script (web/assets/app.js) opens and scrolls to them when [n] in an
 answer is clicked. All document text is HTML-escaped here: a document cannot inject markup.
 """
 
