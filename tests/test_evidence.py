@@ -290,7 +290,7 @@ def assert_presents_only_verified_text(answer, question: str, embeddings) -> Non
 # ------------------------------------------------------------------ the faces show the quote
 
 def test_sources_panel_and_cli_show_the_quote(store, handbook, capsys):
-    from rag.app.cli import _print_sources
+    from rag.app.terminal import print_sources
     from rag.app.sources_view import passages_of, render_turn
 
     def panel(answer) -> str:
@@ -299,7 +299,7 @@ def test_sources_panel_and_cli_show_the_quote(store, handbook, capsys):
     answer = QAChain(Retriever(store, handbook), scripted_llm("every Monday"), handbook).ask(LENS)
     (c,) = answer.citations
     assert f"<mark>{' '.join(c.quote.split())}</mark>" in panel(answer)
-    _print_sources(answer)
+    print_sources(answer)
     assert f"“{' '.join(c.quote.split())}”" in capsys.readouterr().out
     unsure = QAChain(Retriever(store, handbook), NeverCalled(), handbook).ask(UNANSWERABLE)
     assert unsure.status == "unsure" and "<b>Not sure.</b>" in panel(unsure) and "<mark>" in panel(unsure)
