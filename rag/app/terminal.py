@@ -26,8 +26,7 @@ def print_sources(answer) -> None:
     print("\nSources:")
     for c in answer.citations:
         where = c.source + (f", page {c.page}" if c.page else "")
-        doubt = "  (weak support: check it)" if not c.supported else ""
-        doubt += "  (matched by content; the model cited nothing)" if c.inferred else ""
+        doubt = "  (matched by content; the model cited nothing)" if c.inferred else ""
         print(f"  [{c.n}] {where}{doubt}")
         if c.quote:
             print(f"      “{' '.join(c.quote.split())}”")
