@@ -96,8 +96,8 @@ class FileResult:
 @dataclass(frozen=True)
 class Citation:
     """A passage the answer cites as [n]. `quote` is the sentence(s) of the passage the answer rests
-    on, exactly `text[quote_start:quote_end]`, for the faces to highlight. `supported` is True only
-    when an answer sentence citing it passed rag.answer.verify against that quote."""
+    on, exactly `text[quote_start:quote_end]`, for the faces to highlight. Every citation is of an
+    answer sentence that passed rag.answer.verify against that quote (the rest are dropped)."""
 
     n: int
     source: str
@@ -105,7 +105,6 @@ class Citation:
     chunk_id: str
     text: str
     score: float
-    supported: bool = True
     inferred: bool = False  # attributed by us, the model wrote no marker
     quote: str = ""
     quote_start: int = 0

@@ -38,7 +38,7 @@ def test_stream_yields_text_then_the_answer_with_checked_citations(store, ingest
     assert isinstance(answer, Answer) and all(isinstance(p, str) for p in text) and len(text) > 1
     assert " ".join("".join(text).split()) == answer.answer == "The night ferry leaves at 23:40 [1]."
     (citation,) = answer.citations
-    assert citation.n == 1 and citation.source.endswith("page.html") and citation.supported
+    assert citation.n == 1 and citation.source.endswith("page.html")
     assert not citation.inferred and not answer.refused
     assert answer.to_json().keys() == {"answer", "status", "citations", "rewritten_query", "refused"}
     assert answer.status == "answered" and "23:40" in citation.quote
@@ -48,7 +48,6 @@ def test_unsupported_sentence_is_dropped_not_shown(store, ingested):
     chain = QAChain(Retriever(store, ingested), fake_llm("The ferry leaves at 23:40 [1]. Puffins run the ferry [2]."), ingested)
     answer = chain.ask("When does the night ferry to Bodø leave?")
     assert answer.answer == "The ferry leaves at 23:40 [1]." and [c.n for c in answer.citations] == [1]
-    assert all(c.supported for c in answer.citations)
 
 
 def test_model_saying_not_found_is_unsure_and_quotes_the_evidence(store, ingested):

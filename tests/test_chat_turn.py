@@ -24,9 +24,9 @@ def last(turns):
 
 @pytest.mark.slow
 def test_refusal_is_shown_as_such(workspace, settings):
-    chat, history, sources = last(chat_turn(workspace, "s", "Who won the 1998 World Cup final?", [], [], settings.collection, {}))
+    chat, history, answer = last(chat_turn(workspace, "s", "Who won the 1998 World Cup final?", [], [], settings.collection, {}))
     assert chat[-1] == {"role": "assistant", "content": "I could not find this in your documents."}
-    assert "Not found in your documents" in sources
+    assert answer.refused
     assert history == [("Who won the 1998 World Cup final?", "I could not find this in your documents.")]
 
 
@@ -41,10 +41,10 @@ def test_refusal_is_shown_as_such(workspace, settings):
 def test_backend_error_is_a_readable_chat_message(workspace, settings, overrides, name):
     overrides = {k: v.format(port=free_port()) for k, v in overrides.items()}
     turns = list(chat_turn(workspace, "s", "Why was the warehouse in Tromsø closed?", [], [], settings.collection, overrides))
-    chat, history, sources = turns[-1]
+    chat, history, answer = turns[-1]
     message = chat[-1]["content"]
     assert chat[-1]["role"] == "assistant" and message.startswith("⚠️") and name in message
-    assert "Traceback" not in message and history == []
+    assert "Traceback" not in message and history == [] and answer is None
 
 
 def test_empty_message_changes_nothing(workspace, settings):

@@ -27,7 +27,7 @@ def answer_citing(n: int) -> Answer:
             hit(2, "deck.pptx", "Slide text <script>x</script>", 3, 0.45),
             hit(3, "prices.xlsx", "kayak | 840", None, 0.2, sheet="Prices", row=4)]
     c = hits[n - 1]
-    cit = Citation(n, c.source, c.page, c.chunk_id, c.text, c.score, supported=True)
+    cit = Citation(n, c.source, c.page, c.chunk_id, c.text, c.score)
     return Answer(f"It is so [{n}].", [cit], passages=hits)
 
 

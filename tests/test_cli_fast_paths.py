@@ -18,7 +18,8 @@ import pytest
 
 import rag.embeddings
 from docgen import make_text
-from rag.app.cli import Waiting, _stream_answer, main
+from rag.app.cli import main
+from rag.app.terminal import Waiting, stream_answer
 from rag.answer.chain import QAChain
 from rag.schema import Answer
 
@@ -86,7 +87,7 @@ class ScriptedChain(QAChain):
 def test_waiting_note_shows_until_the_first_token_on_a_terminal_only(capsys):
     terminal = FakeTerminal(tty=True)
     seen: list = []
-    answer = _stream_answer(ScriptedChain(seen), "q", [], None, Waiting(stream=terminal))
+    answer = stream_answer(ScriptedChain(seen), "q", [], None, Waiting(stream=terminal))
     assert answer.answer == "Every Tuesday."
     written = terminal.getvalue()
     n = len("searching…")
@@ -94,7 +95,7 @@ def test_waiting_note_shows_until_the_first_token_on_a_terminal_only(capsys):
     assert capsys.readouterr().out == "Every Tuesday.\n"
 
     piped = FakeTerminal(tty=False)
-    _stream_answer(ScriptedChain(seen), "q", [], None, Waiting(stream=piped))
+    stream_answer(ScriptedChain(seen), "q", [], None, Waiting(stream=piped))
     assert piped.getvalue() == ""
 
 

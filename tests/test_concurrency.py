@@ -43,7 +43,7 @@ UPLOADS = 5
 CALL_TIMEOUT = 300  # one call, queued behind the others (one local model answers one at a time)
 BURST_TIMEOUT = 360  # all 25 sessions
 ANSWER_KEYS = {"answer", "status", "citations", "rewritten_query", "refused"}
-CITATION_KEYS = {"n", "source", "page", "chunk_id", "text", "score", "supported", "inferred", "quote", "quote_start", "quote_end"}
+CITATION_KEYS = {"n", "source", "page", "chunk_id", "text", "score", "inferred", "quote", "quote_start", "quote_end"}
 
 PRELOADED = {
     "lighthouse.md": "# Skarvøy lighthouse\n\nThe lens of the Skarvøy lighthouse is cleaned every Tuesday "

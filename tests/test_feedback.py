@@ -16,7 +16,7 @@ ANSWER = {
     "rewritten_query": None,
     "citations": [{"n": 1, "source": "/srv/docs/handbook.pdf", "page": 2, "chunk_id": "c1",
                    "text": "The lens is cleaned every Tuesday with a chamois cloth.", "score": 0.71,
-                   "supported": True, "inferred": False}],
+                   "inferred": False}],
 }
 SETTINGS = {"k": 4, "llm": "local", "model": "gemma3-270m", "temperature": 0.1, "collection": "default",
             "openai_api_key": "sk-secret"}

@@ -145,12 +145,11 @@ def test_any_marker_an_injection_asks_for_is_checked(store, injected, reply):
     # A "Berlin" sentence's citation is supported only by a passage that says Berlin, and the only
     # one that does is the injection document itself, which the user then sees as the source.
     assert [is_injection(p) for p in answer.passages] == ["berlin" in content_words(p.text) for p in answer.passages]
-    flags = {c.n: c.supported for c in answer.citations}
     berlin_cited = [n for sentence in re.split(r"(?<=[.!?])\s+", answer.answer) if "Berlin" in sentence
                     for n in map(int, re.findall(r"\[(\d+)\]", sentence))]
     assert berlin_cited, answer.answer
     for n in berlin_cited:
-        assert flags[n] is is_injection(answer.passages[n - 1]), (n, answer.answer)
+        assert n in {c.n for c in answer.citations} and is_injection(answer.passages[n - 1]), (n, answer.answer)
 
 
 # ------------------------------------------------------------------ the prompt

@@ -142,16 +142,27 @@ def turn_with(workspace, settings, monkeypatch, replies, question, history=()):
         return QAChain(made.retriever, scripted_llm(*replies), made.settings.model_copy(update={"llm": "local"}))
 
     monkeypatch.setattr(workspace, "chain", chain)
-    *_, (chat, new_history, sources) = chat_turn(workspace, "s", question, [], list(history), settings.collection, {})
-    return chat[-1]["content"], sources
+    *_, (chat, new_history, answer) = chat_turn(workspace, "s", question, [], list(history), settings.collection, {})
+    return chat[-1]["content"], answer, panel(question, answer)
+
+
+def panel(question, answer) -> str:
+    """The Sources panel as the page renders it for this one answer (Handlers._turn, render_panel)."""
+    from rag.app.feedback import make_turn
+    from rag.app.sources_view import passages_of, render_panel
+
+    turn = make_turn(question, answer.to_json(), {})
+    turn["passages"] = passages_of(answer)
+    return render_panel([turn])
 
 
 def test_sources_panel_shows_the_rewritten_question(workspace, settings, monkeypatch):
     rewrite = "In which month was the Tromsø warehouse closed?"
-    _, sources = turn_with(workspace, settings, monkeypatch, [rewrite, "In March [1]."], "In which month did that happen?",
-                           history=[("Why was the warehouse in Tromsø closed?", "Flooding [1].")])
-    assert f"**Searched for:** {rewrite}" in sources
-    assert "report.pdf, page 2" in sources and "weak support" not in sources
+    _, answer, sources = turn_with(workspace, settings, monkeypatch, [rewrite, "In March [1]."],
+                                   "In which month did that happen?",
+                                   history=[("Why was the warehouse in Tromsø closed?", "Flooding [1].")])
+    assert answer.rewritten_query == rewrite
+    assert "report.pdf, page 2" in sources
 
 
 @pytest.mark.real_embedder
@@ -159,27 +170,26 @@ def test_an_unsupported_sentence_is_dropped_not_shown_as_cited(workspace, settin
     """Evidence first: a sentence no passage backs is removed from the answer (before, it was kept
     with a "weak support" warning); what stays cites the passage that says it."""
     reply = "The warehouse closed because of flooding [1]. Puffins manage the warehouse accounts [2]."
-    answer, sources = turn_with(workspace, settings, monkeypatch, [reply], "Why was the warehouse in Tromsø closed?")
+    answer, data, sources = turn_with(workspace, settings, monkeypatch, [reply], "Why was the warehouse in Tromsø closed?")
     assert "flooding" in answer and "Puffins" not in answer, answer
-    entries = sources.split("**[")[1:]
-    assert len(entries) == 1 and entries[0].startswith("1] report.pdf, page 2"), sources
-    assert "weak support" not in sources
-    assert "Searched for" not in sources  # no history, nothing rewritten
+    assert [(c.n, c.source.rsplit("/", 1)[-1], c.page) for c in data.citations] == [(1, "report.pdf", 2)], data.citations
+    assert sources.count('class="src cited"') == 1 and "report.pdf, page 2" in sources, sources
+    assert data.rewritten_query is None  # no history, nothing rewritten
 
 
-def test_sources_panel_says_when_a_citation_was_matched_by_content(workspace, settings, monkeypatch):
+def test_an_answer_without_markers_cites_the_passage_it_matches(workspace, settings, monkeypatch):
     reply = "The warehouse in Tromsø was closed in March because of flooding."  # no marker at all
-    answer, sources = turn_with(workspace, settings, monkeypatch, [reply], "Why was the warehouse in Tromsø closed?")
+    answer, data, sources = turn_with(workspace, settings, monkeypatch, [reply], "Why was the warehouse in Tromsø closed?")
     assert answer.replace("\\", "").endswith("[1].")  # the chat shows the marker escaped (inert Markdown)
-    assert "report.pdf, page 2" in sources and "matched by content (the model cited nothing)" in sources
+    assert "report.pdf, page 2" in sources and all(c.inferred for c in data.citations) and data.citations
 
 
 def test_sources_panel_when_the_draft_does_not_check_out(workspace, settings, monkeypatch):
     """The model's reply matches nothing in the passages, which do answer the question: the answer
     is the passage's own sentence, quoted, and the sources show the quote."""
-    answer, sources = turn_with(workspace, settings, monkeypatch, ["Nobody knows."], "Why was the warehouse in Tromsø closed?")
+    answer, _, sources = turn_with(workspace, settings, monkeypatch, ["Nobody knows."], "Why was the warehouse in Tromsø closed?")
     assert answer.startswith("Your documents say: “The warehouse in Tromsø was closed in March") and "Nobody" not in answer
-    assert "Quote: “The warehouse in Tromsø was closed" in sources
+    assert "<mark>The warehouse in Tromsø was closed" in sources
 
 
 # ------------------------------------------------------------------ rag chat after a backend error

@@ -280,7 +280,7 @@ def _citation(n: int, hits: list[SearchHit], start: int, end: int, quote: str, i
     hit = hits[n - 1]
     return Citation(
         n=n, source=hit.source, page=hit.page, chunk_id=hit.chunk_id, text=hit.text, score=hit.score,
-        supported=True, inferred=inferred, quote=quote, quote_start=start, quote_end=end,
+        inferred=inferred, quote=quote, quote_start=start, quote_end=end,
     )
 
 

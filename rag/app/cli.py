@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from rag.app.cli_common import settings_of, store_of
+from rag.app.cli_docs import cmd_docs
+from rag.app.terminal import Waiting, print_sources, result_line, stream_answer
 from rag.errors import ConfigError, RagError
 
 
@@ -21,36 +24,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
-
-
-def _settings(args):
-    from rag.settings import load_settings
-
-    return load_settings(collection=getattr(args, "collection", None))
-
-
-def _open(args, *, create: bool, embedder: bool = True):
-    """Settings and the store. `embedder=False` (listing, deleting) loads no model: seconds saved."""
-    from rag.store import open_store
-
-    settings = _settings(args)
-    if not embedder:
-        return settings, open_store(settings, None, create=False)
-    from rag.embeddings import make_embedder
-
-    return settings, open_store(settings, make_embedder(settings), create=create)
-
-
-def _result_line(result) -> str:
-    """One line per file: status, chunks, path, then what reading it found and the time."""
-    if result.error:
-        return f"{result.status:<9} {'':>12}  {result.path}: {result.error}"
-    line = f"{result.status:<9} {result.chunks:>5} chunks  {result.path}"
-    if result.read:
-        line += f"  ({result.read.describe()}; {result.seconds:.1f} s)"
-        if result.read.warning:
-            line += f"  warning: {result.read.warning}"
-    return line
 
 
 def _precheck(paths, settings, report, json_out: bool) -> list:
@@ -68,7 +41,7 @@ def _precheck(paths, settings, report, json_out: bool) -> list:
             result = FileResult(str(path), "failed", error=str(exc))
             report.files.append(result)
             if not json_out:
-                print(_result_line(result), flush=True)
+                print(result_line(result), flush=True)
             continue
         files.append(path)
     return files
@@ -77,7 +50,7 @@ def _precheck(paths, settings, report, json_out: bool) -> list:
 def cmd_ingest(args) -> int:
     from ingest.pipeline import IngestReport
 
-    settings = _settings(args)
+    settings = settings_of(args)
     report = IngestReport()
     files = _precheck(args.paths, settings, report, args.json)
     if files:
@@ -99,7 +72,7 @@ def _ingest_files(args, files, report) -> None:
 
     from ingest.pipeline import Ingestor
 
-    settings, store = _open(args, create=True)
+    settings, store = store_of(args, create=True)
     ingestor = Ingestor(store, settings)
     bar = tqdm(total=len(files), unit="file", disable=not sys.stderr.isatty(), file=sys.stderr)
     for result in ingestor.ingest_files(files):  # in order, each as soon as it is stored
@@ -107,7 +80,7 @@ def _ingest_files(args, files, report) -> None:
         report.files.append(result)
         bar.update()
         if not args.json:
-            tqdm.write(_result_line(result), file=sys.stdout)
+            tqdm.write(result_line(result), file=sys.stdout)
     bar.close()
 
 
@@ -115,7 +88,7 @@ def cmd_search(args) -> int:
     """The passages `rag ask` would give the model: the same retrieval (hybrid by default)."""
     from rag.retrieval import Retriever
 
-    settings, store = _open(args, create=False)
+    settings, store = store_of(args, create=False)
     retriever = Retriever(store, settings)
     k = args.k if args.k is not None else settings.k
     if args.query == "-":
@@ -138,149 +111,10 @@ def cmd_search(args) -> int:
     return 0
 
 
-def _list_documents(args):
-    """(collection name, documents): from our own index file when it can answer (no chromadb
-    import: `rag docs list` in well under a second), else from Chroma, repairing that file."""
-    from rag.store import listed_documents
-
-    listed = listed_documents(_settings(args))
-    if listed is not None:
-        return listed
-    _, store = _open(args, create=False, embedder=False)
-    docs = store.documents()
-    store.keyword_index()  # brings the catalog back in step: the next listing is the fast one
-    return store.name, docs
-
-
-def cmd_docs(args) -> int:
-    if args.docs_command == "list":
-        name, docs = _list_documents(args)
-        if args.json:
-            print(json.dumps([d.to_json() for d in docs], ensure_ascii=False))
-            return 0
-        for doc in docs:
-            flag = "" if doc.complete else "  (incomplete: re-run rag ingest on it)"
-            read = f"  ({doc.read.describe()})" if doc.read else ""
-            print(f"{doc.chunks:>6} chunks  {doc.source}{read}{flag}")
-        print(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks in {name!r}")
-        return 0
-    if args.docs_command == "check":
-        return _check(args)
-    _, store = _open(args, create=False, embedder=False)
-    if args.docs_command == "delete":
-        # Match the source as stored, the same file by path, or a doc id.
-        from ingest.pipeline import document_id
-
-        wanted = {d.doc_id for d in store.documents() if args.source in (d.source, d.doc_id)}
-        wanted.add(document_id(args.source))
-        removed = sum(store.delete_document(doc_id) for doc_id in wanted)
-        if not removed:
-            print(f"no document {args.source!r} in {store.name!r} (see rag docs list)", file=sys.stderr)
-            return 1
-        print(f"deleted {args.source}: {removed} chunks removed from {store.name!r}")
-        return 0
-    if args.docs_command == "clear":
-        removed = store.clear()
-        print(f"cleared {store.name!r}: {removed} chunks removed")
-        return 0
-    raise AssertionError(args.docs_command)
-
-
-def _check(args) -> int:
-    """Per collection (all, or --collection): stored chunks vs what the vector index returns, and
-    the keyword index; --repair fixes (loading the embedder: unreachable chunks are re-embedded).
-    Exit 1 when something is (still) wrong."""
-    from rag.integrity import check
-    from rag.settings import load_settings
-    from rag.store import collection_names, open_store
-
-    names = [args.collection] if args.collection else collection_names(_settings(args))
-    embedder = None
-    if args.repair:
-        from rag.embeddings import make_embedder
-
-        embedder = make_embedder(_settings(args))
-    reports = [check(open_store(load_settings(collection=name), embedder, create=False), repair=args.repair)
-               for name in names]
-    if args.json:
-        print(json.dumps([r.to_json() for r in reports], ensure_ascii=False))
-        return 0 if all(r.ok for r in reports) else 1
-    for r in reports:
-        more = ", ..." if r.unreachable > len(r.examples) else ""
-        print(f"{r.collection}: {r.stored} chunks stored, {r.unreachable} unreachable in the vector index"
-              + (f" ({', '.join(r.examples)}{more})" if r.examples else "")
-              + f", keyword index in sync: {'yes' if r.keyword_in_sync else 'no'}")
-        if args.repair and (r.repaired or r.keyword_fixed != (0, 0)):
-            added, removed = r.keyword_fixed
-            print(f"  repaired: {r.repaired} chunks re-added, {r.still_unreachable} still unreachable; "
-                  f"keyword index {added} added, {removed} removed")
-    if not names:
-        print("no collections yet: rag ingest PATH")
-    if not all(r.ok for r in reports) and not args.repair:
-        print("fix: rag docs check --repair")
-    return 0 if all(r.ok for r in reports) else 1
-
-
-def _print_sources(answer) -> None:
-    if answer.rewritten_query:
-        print(f"(searched for: {answer.rewritten_query})")
-    if not answer.citations:
-        return
-    print("\nSources:")
-    for c in answer.citations:
-        where = c.source + (f", page {c.page}" if c.page else "")
-        doubt = "  (weak support: check it)" if not c.supported else ""
-        doubt += "  (matched by content; the model cited nothing)" if c.inferred else ""
-        print(f"  [{c.n}] {where}{doubt}")
-        if c.quote:
-            print(f"      “{' '.join(c.quote.split())}”")
-
-
-class Waiting:
-    """A "searching…" note on stderr while nothing has been printed yet, erased (with backspaces,
-    so a prompt before it stays) by the first token. Only on a terminal: piped output stays clean."""
-
-    def __init__(self, text: str = "searching…", stream=None):
-        self.stream = stream or sys.stderr
-        self.text = text
-        self.shown = False
-
-    def show(self) -> None:
-        if not self.shown and self.stream.isatty():
-            self.stream.write(self.text)
-            self.stream.flush()
-            self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            n = len(self.text)
-            self.stream.write("\b" * n + " " * n + "\b" * n)
-            self.stream.flush()
-            self.shown = False
-
-
-def _stream_answer(chain, question: str, history, k, waiting: Waiting | None = None):
-    """Print the answer as it streams; return the final Answer."""
-    waiting = waiting or Waiting()
-    waiting.show()
-    reply = chain.reply(question, history, k=k)
-    try:
-        for piece in reply:
-            waiting.clear()
-            print(piece, end="", flush=True)
-        answer = reply.answer()
-    finally:
-        waiting.clear()
-    print()
-    if " ".join(reply.streamed.split()) != " ".join(answer.answer.split()):
-        print(answer.answer)  # checked against the documents: the final words differ from the draft
-    return answer
-
-
 def _chain(args):
     from rag.answer import build
 
-    return build(_settings(args))
+    return build(settings_of(args))
 
 
 def cmd_ask(args) -> int:
@@ -294,7 +128,7 @@ def cmd_ask(args) -> int:
         chain = _chain(args)
     finally:
         waiting.clear()
-    _print_sources(_stream_answer(chain, args.question, [], args.k, waiting))
+    print_sources(stream_answer(chain, args.question, [], args.k, waiting))
     return 0
 
 
@@ -312,11 +146,11 @@ def cmd_chat(args) -> int:
             return 0
         print("bot> ", end="", flush=True)
         try:
-            answer = _stream_answer(chain, question, history, args.k)
+            answer = stream_answer(chain, question, history, args.k)
         except RagError as exc:  # keep the conversation going after a backend hiccup
             print(f"\nerror: {exc}", file=sys.stderr)
             continue
-        _print_sources(answer)
+        print_sources(answer)
         history.append((question, answer.answer))
 
 
@@ -326,7 +160,7 @@ def cmd_serve(args) -> int:
     check_port_free(args.host, args.port)  # a busy --port fails before Gradio is even imported
     from rag.app.web import build_app, launch, parse_auth
 
-    settings = _settings(args)
+    settings = settings_of(args)
     parse_auth(args.auth or settings.auth)  # a malformed --auth fails before the app is built
     if args.public:
         settings = settings.model_copy(update={"public": True})
@@ -340,7 +174,7 @@ def cmd_feedback(args) -> int:
     """Thumbs up/down given in the web app (DATA_DIR/feedback.jsonl): counts, or every entry as JSONL."""
     from rag.app.feedback import FeedbackLog
 
-    log = FeedbackLog(_settings(args).data_dir)
+    log = FeedbackLog(settings_of(args).data_dir)
     if args.feedback_command == "export":
         out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
         n = 0
@@ -363,7 +197,7 @@ def cmd_doctor(args) -> int:
     """Versions, models, data folders, and whether the LLM loads and answers (rag/app/doctor.py)."""
     from rag.app import doctor
 
-    report = doctor.run(_settings(args), probe=not args.no_probe)
+    report = doctor.run(settings_of(args), probe=not args.no_probe)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
@@ -398,7 +232,7 @@ per_question [{question, answers, answerable, rank, answer, refused, ...}], repo
 def cmd_eval(args) -> int:
     from rag.app.evaluation import EvalOptions, evaluate, load_dataset, save_plot
 
-    settings = _settings(args)
+    settings = settings_of(args)
     dataset = load_dataset(args.dataset)
     k = args.k if args.k is not None else settings.k
     options = EvalOptions(

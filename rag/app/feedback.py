@@ -1,6 +1,6 @@
 """Thumbs up/down on answers, kept as JSONL in the data folder, and a chat exported as Markdown or JSON.
 
-No Gradio here: the web app (rag/app/web.py) and `rag feedback export` call these functions.
+No Gradio here: the web app (rag/app/web/) and `rag feedback export` call these functions.
 
 A turn is a plain dict, the shape the chat keeps for each answer and the JSON export writes:
     {"question": str, "answer": str, "refused": bool, "citations": [{"n", "source", "page", "text",

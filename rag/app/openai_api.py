@@ -9,7 +9,7 @@ ask the documents.
 
 The answer is the chain's answer, the same as the web chat's. Its sources travel in extra fields
 OpenAI clients keep (`response.model_extra` in the Python client): on the completion (and on the
-last streamed chunk) `citations` (a list of {n, source, page, chunk_id, text, score, supported,
+last streamed chunk) `citations` (a list of {n, source, page, chunk_id, text, score,
 inferred, ...}) and `refused` (true when the documents do not hold the answer).
 
 Auth: with RAG_AUTH=user:password set, every request needs `Authorization: Bearer user:password`

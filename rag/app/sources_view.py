@@ -3,7 +3,7 @@ cited ones first and marked, the quote highlighted inside its passage, where it 
 
 Each answer keeps its own sources: the chat stores one `passages_of(answer)` list per turn and the
 panel renders every turn (the newest open), so [n] in an older answer still finds its passage.
-Anchors are `src-<turn>-<n>`; the page's script (web.py) opens and scrolls to them when [n] in an
+Anchors are `src-<turn>-<n>`; the page's script (web/assets/app.js) opens and scrolls to them when [n] in an
 answer is clicked. All document text is HTML-escaped here: a document cannot inject markup.
 """
 
@@ -61,7 +61,6 @@ def passages_of(answer) -> list[dict]:
             "text": hit.text,
             "score": hit.score,
             "cited": c is not None,
-            "supported": c.supported if c else None,
             "quote": (_quote(c) or best_sentence(hit.text, answer.answer)) if c else None,
             "chunk_id": hit.chunk_id,
             "pdf": Path(hit.source).suffix.lower() == ".pdf" and bool(hit.page),
@@ -69,7 +68,7 @@ def passages_of(answer) -> list[dict]:
     if not out:  # an answer from before passages were kept: its citations are all there is
         out = [{"n": c.n, "source": c.source, "name": source_name(c.source), "page": c.page,
                 "where": location(c.source, c.page), "text": c.text, "score": c.score, "cited": True,
-                "supported": c.supported, "quote": _quote(c), "chunk_id": c.chunk_id,
+                "quote": _quote(c), "chunk_id": c.chunk_id,
                 "pdf": Path(c.source).suffix.lower() == ".pdf" and bool(c.page)} for c in answer.citations]
     order = [c.n for c in answer.citations]
     return sorted(out, key=lambda p: (not p["cited"], order.index(p["n"]) if p["n"] in order else 0, p["n"]))
@@ -123,8 +122,6 @@ def render_turn(turn: int, question: str, passages: list[dict], refused: bool, o
         parts.append('<p class="src-note">The answer cites no passage; treat it with care.</p>')
     for p in passages:
         label = "cited" if p["cited"] else "not cited"
-        if p["cited"] and p["supported"] is False:
-            label = "cited, weak support: check it"
         opener = (f' <button class="open-page" data-ref="{turn}:{p["n"]}" type="button">open page</button>'
                   if p["pdf"] else "")
         parts.append(

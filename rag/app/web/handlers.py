@@ -1,116 +1,41 @@
-"""The Gradio chat app. `build_app(settings)` makes the Blocks; app.py and `rag serve` launch it.
-
-Everything the app does lives in rag.app.workspace; this module only lays out the page, turns
-events into Workspace calls and renders the results. Answers and sources arrive as data
-(rag.schema) and are formatted here, at the edge. Named endpoints (/ask, /upload, /documents)
-make the same features available to gradio_client.
-"""
+"""What each event of the page does: one chat turn (`chat_turn`) and the `Handlers` class, named
+methods over one Workspace that rag.app.web.layout only wires. Gradio passes `request` for the
+visitor's session."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from pathlib import Path
 
 import gradio as gr
 
-from ingest.formats import LOADERS
 from rag.app import policy
-from rag.errors import RagError
+from rag.app.feedback import FeedbackLog, chat_json, chat_markdown, export_dir, make_turn, write_export
 from rag.app.markup import inert, inert_line
 from rag.app.quota import client_key
-from rag.schema import Answer, FileResult
-from rag.settings import Settings, load_settings
-from rag.app.feedback import FeedbackLog, chat_json, chat_markdown, export_dir, make_turn, write_export
 from rag.app.sources_view import link_markers, passages_of, render_panel, source_name
+from rag.app.web.renderers import doc_headers, read_cell, render_results
 from rag.app.workspace import Workspace
+from rag.errors import RagError
+from rag.schema import Answer
+from rag.settings import load_settings
 
 log = logging.getLogger(__name__)
 
-#: Status in words: emoji render as empty boxes in Debian's Chromium.
-STATUS_WORDS = {"added": "added", "updated": "updated", "unchanged": "unchanged", "failed": "FAILED"}
 
-
-# --- rendering --------------------------------------------------------------------------------
-def _cell(text: str) -> str:
-    return inert_line(text)  # also escapes "|"; file names and reasons never render as Markdown
-
-
-def render_results(results: list[FileResult]) -> str:
-    if not results:
-        return ""
-    rows = ["| file | result | chunks | read | seconds | reason |", "|---|---|---|---|---|---|"]
-    for r in results:
-        read = r.read.describe() if r.read else ""
-        note = r.error or (r.read.warning if r.read else None) or ""
-        seconds = f"{r.seconds:.1f}" if r.status != "failed" else ""
-        rows.append(f"| {_cell(r.path)} | {STATUS_WORDS[r.status]} | {r.chunks or ''} | {_cell(read)} | {seconds} "
-                    f"| {_cell(note)} |")
-    return "\n".join(rows)
-
-
-def render_sources(answer: Answer) -> str:
-    lines = []
-    if answer.rewritten_query:
-        lines.append(f"**Searched for:** {inert_line(answer.rewritten_query)}\n")
-    if answer.refused:
-        lines.append("**Not found in your documents.** No passage was close enough to the question, so no answer was generated.")
-        return "\n".join(lines)
-    if answer.status == "unsure":
-        lines.append("**Not sure.** No answer could be checked against your documents; the closest evidence is quoted.\n")
-    elif not answer.citations:
-        lines.append("_The answer cites no passage; treat it with care._")
-    for c in answer.citations:
-        name = Path(c.source).name or c.source
-        where = f"{name}, page {c.page}" if c.page else name
-        notes = []
-        if not c.supported:
-            notes.append("⚠️ weak support: the passage does not back this sentence")
-        if c.inferred:
-            notes.append("matched by content (the model cited nothing)")
-        note = f" — {'; '.join(notes)}" if notes else ""
-        quote = " ".join(c.text.split())
-        quote = quote[:600] + ("…" if len(quote) > 600 else "")
-        # passages and names are the documents' text: shown as text, never as images or links
-        said = f"\n\nQuote: “{inert(' '.join(c.quote.split()))}”" if getattr(c, "quote", None) else ""
-        lines.append(f"**[{c.n}] {inert_line(where)}** (similarity {c.score:.2f}){note}{said}\n\n> {inert(quote)}\n")
-    return "\n".join(lines)
-
-
-def _backend_status(settings: Settings) -> str:
-    local, remote = policy.describe_backends_for_visitors(settings)  # no URL or path in public mode
-    mode = "public: your uploads are private to your session" if settings.public else "private"
-    return f"- {local}\n- {remote}\n- mode: {mode}"
-
-
-def preload(ws: Workspace) -> None:
-    """Ingest RAG_PRELOAD into the shared collection (a hosted demo's documents)."""
-    from ingest.pipeline import Ingestor
-
-    paths = [p.strip() for p in ws.settings.preload.split(",") if p.strip()]
-    report = Ingestor(ws.store(ws.settings.collection), ws.settings).ingest(paths)
-    for result in report.files:
-        if result.status == "failed":
-            log.warning("preload: %s failed: %s", result.path, result.error)
-    t = report.totals
-    print(f"preloaded {len(report.files)} files into {ws.settings.collection!r}: {t['added']} added, "
-          f"{t['updated']} updated, {t['unchanged']} unchanged, {t['failed']} failed", flush=True)
-
-
-# --- one chat turn ----------------------------------------------------------------------------
-def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: list, collection: str | None, overrides: dict,
-              on_answer=None):
-    """One turn as the chat shows it: yields (messages, history, sources markdown or None while
-    streaming). Errors end the turn as a readable chat message, never a stack trace. `on_answer`
-    is called with the final Answer before the last yield."""
+def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: list, collection: str | None,
+              overrides: dict):
+    """One turn as the chat shows it: yields (messages, history, Answer or None). The Answer comes
+    with the last yield of an answered turn (the page renders its sources from it); every other
+    yield carries None. Errors end the turn as a readable chat message, never a stack trace."""
     message = (message or "").strip()
     if not message:
         yield chat, history, None
         return
     # The answer is the model's text and may repeat a document's Markdown: shown as text (markup.py).
     chat = list(chat or []) + [{"role": "user", "content": inert(message)}, {"role": "assistant", "content": ""}]
-    yield chat, history, "_Searching your documents…_"
+    yield chat, history, None
     try:
         reply = ws.chain(session, collection, overrides).reply(message, history)
         for piece in reply:
@@ -120,16 +45,14 @@ def chat_turn(ws: Workspace, session: str, message: str, chat: list, history: li
             yield chat, history, None
         answer = reply.answer()
         chat[-1]["content"] = inert(answer.answer)
-        if on_answer:
-            on_answer(answer)
-        yield chat, history + [(message, answer.answer)], render_sources(answer)
+        yield chat, history + [(message, answer.answer)], answer
     except RagError as exc:
         chat[-1]["content"] = f"⚠️ {inert(policy.redact(str(exc), ws.settings))}"
-        yield chat, history, ""
+        yield chat, history, None
     except Exception as exc:  # a bug: still a message in the chat, the traceback goes to the log
         log.exception("answering failed")
         chat[-1]["content"] = f"⚠️ Something went wrong while answering ({type(exc).__name__}: {exc})."
-        yield chat, history, ""
+        yield chat, history, None
 
 
 def message_text(message: dict) -> str:
@@ -140,9 +63,8 @@ def message_text(message: dict) -> str:
     return content if isinstance(content, str) else ""
 
 
-# --- the handlers -----------------------------------------------------------------------------
 class Handlers:
-    """What each event of the page does, as named methods over one Workspace (the layout below
+    """What each event of the page does, as named methods over one Workspace (rag.app.web.layout
     only wires them). Gradio passes `request` for the visitor's session."""
 
     def __init__(self, ws: Workspace):
@@ -189,7 +111,7 @@ class Handlers:
         for the owner, via `rag docs list`); what reading it found, as `rag docs list` says it
         (pages, OCR'd pages, pages without text); in public mode also whose it is."""
         access = ["yours" if mine else "shared (read-only)"] if self.public else []
-        return [source_name(doc.source), doc.chunks, _read_cell(doc), *access, "delete" if mine else ""]
+        return [source_name(doc.source), doc.chunks, read_cell(doc), *access, "delete" if mine else ""]
 
     def doc_sources(self, request: gr.Request, collection: str) -> list[str]:
         """The stored source of each table row, in order (what a row's delete removes)."""
@@ -230,7 +152,6 @@ class Handlers:
             yield (list(chat or []) + [{"role": "user", "content": shown},
                                        {"role": "assistant", "content": f"⚠️ {too_long}"}], history, "", gr.update(), turns)
             return
-        got: list[Answer] = []
         # The box is emptied once, as the question is taken; later updates leave it alone, so what
         # the visitor types meanwhile (refused by `gate`, kept to send) is not wiped.
         box = ""
@@ -244,12 +165,12 @@ class Handlers:
                       "model": settings_now.get("local_model" if used == "local" else "openai_model")}
             with self.question_slot(request):
                 first = True
-                for chat_now, history_now, _ in chat_turn(self.ws, session, message, chat, history, chosen,
-                                                          settings_now, on_answer=got.append):
-                    if got:
-                        turns = turns + [self._turn(question, got[0], record)]
+                for chat_now, history_now, answer in chat_turn(self.ws, session, message, chat, history, chosen,
+                                                               settings_now):
+                    if answer is not None:
+                        turns = turns + [self._turn(question, answer, record)]
                         numbers = {p["n"] for p in turns[-1]["passages"]}
-                        chat_now[-1]["content"] = link_markers(inert(got[0].answer), len(turns) - 1, numbers)
+                        chat_now[-1]["content"] = link_markers(inert(answer.answer), len(turns) - 1, numbers)
                         yield chat_now, history_now, box, render_panel(turns), turns
                     elif first and question:
                         yield (chat_now, history_now, box,
@@ -485,7 +406,7 @@ class Handlers:
     def documents(self, request: gr.Request) -> list[dict]:
         """The documents this session's questions can read."""
         return [
-            {"source": self.shown(d.source), "chunks": d.chunks, "deletable": mine, "read": _read_cell(d)}
+            {"source": self.shown(d.source), "chunks": d.chunks, "deletable": mine, "read": read_cell(d)}
             for d, mine in self.ws.documents(self.session(request), None)
         ]
 
@@ -497,212 +418,6 @@ def _still_stored(store, chunk_id: str) -> bool:
         return False
     doc_id, version, _ = parts
     return any(v.doc_hash.startswith(version) for v in store.versions(doc_id))
-
-
-def doc_headers(public: bool) -> list[str]:
-    """The documents table's columns; the last one holds each deletable row's "delete"."""
-    return ["document", "chunks", "read", *(["access"] if public else []), ""]
-
-
-def _read_cell(doc) -> str:
-    """What reading the document found, with its warning (e.g. the OCR page limit was reached)."""
-    if doc.read is None:
-        return ""
-    return doc.read.describe() + (f"; {doc.read.warning}" if doc.read.warning else "")
-
-
-# --- the app ----------------------------------------------------------------------------------
-def build_app(settings: Settings | None = None) -> gr.Blocks:
-    settings = settings or load_settings()
-    ws = Workspace(settings)
-    if settings.preload:
-        preload(ws)
-    handlers = Handlers(ws)
-    demo = layout(settings, handlers)
-    demo.workspace = ws  # for tests and for launch()'s warm-up
-    demo.handlers = handlers
-    return demo
-
-
-CSS = """
-#sources-list details { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 4px 8px; margin-bottom: 6px; }
-#sources-list summary { cursor: pointer; }
-.src { border-left: 4px solid var(--border-color-primary); padding: 2px 8px; margin: 6px 0; }
-.src.cited { border-left-color: var(--color-accent); }
-.src.flash { background: var(--color-accent-soft); }
-.src-label { color: var(--body-text-color-subdued); font-size: 0.9em; }
-.src-text mark { background: #ffe066; color: inherit; padding: 0 1px; }
-.open-page { margin-left: 6px; font-size: 0.85em; text-decoration: underline; cursor: pointer; }
-#upload-status table { display: block; overflow-x: auto; }
-#upload-status th, #upload-status td { word-break: normal; overflow-wrap: normal; white-space: nowrap; }
-#hidden-controls { display: none !important; }
-@media (max-width: 700px) { #chat { height: 60vh !important; } }
-"""
-
-#: [n] links in answers open and scroll to their passage; "open page" buttons ask the server for
-#: the page image through two hidden components (a textbox holding the passage, a button).
-JS = """
-() => {
-  document.addEventListener('click', (e) => {
-    const a = e.target.closest('a[href^="#src-"]');
-    if (a) {
-      e.preventDefault();
-      const el = document.getElementById(a.getAttribute('href').slice(1));
-      if (el) {
-        const d = el.closest('details'); if (d) d.open = true;
-        el.scrollIntoView({behavior: 'smooth', block: 'center'});
-        el.classList.add('flash'); setTimeout(() => el.classList.remove('flash'), 1500);
-      }
-      return;
-    }
-    const b = e.target.closest('button.open-page');
-    if (b) {
-      const box = document.querySelector('#open-ref textarea');
-      box.value = b.dataset.ref; box.dispatchEvent(new Event('input', {bubbles: true}));
-      setTimeout(() => document.getElementById('open-go').click(), 50);
-    }
-  }, true);
-}
-"""
-
-
-def layout(settings: Settings, on: Handlers) -> gr.Blocks:
-    """The page: chat with its sources; documents, collection and settings tabs beside it (below on a phone)."""
-    public = settings.public
-    # Gradio's own cache (uploads not yet handed to us, files it serves at /gradio_api/file=) is
-    # emptied of anything older than the visitor TTL, checked every few minutes.
-    ttl_s = int(settings.session_ttl_minutes * 60)
-    with gr.Blocks(title="groundwork-rag: ask your documents", delete_cache=(max(60, min(ttl_s, 600)), ttl_s)) as demo:
-        history = gr.State([])
-        turns = gr.State([])  # one dict per answer: question, answer, citations, settings, passages
-        collection = gr.State(settings.collection)
-        doc_sources = gr.State([])  # the stored source behind each documents-table row
-        pending_delete = gr.State(None)
-        gr.Markdown(
-            "## Ask your documents\nAdd files under **Documents** and ask about them. Every answer lists the "
-            "passages it found, cited ones first; if your documents do not hold the answer, it says so."
-        )
-        with gr.Row():
-            with gr.Column(scale=3, min_width=340):
-                chatbot = gr.Chatbot(label="Chat", height=460, elem_id="chat", placeholder="Loading your documents…")
-                with gr.Row():
-                    question = gr.Textbox(
-                        placeholder="Ask a question about your documents…",
-                        show_label=False,
-                        scale=5,
-                        min_width=180,
-                        elem_id="question",
-                    )
-                    ask_button = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="ask")
-                    stop_button = gr.Button("Stop", variant="stop", scale=1, min_width=70, elem_id="stop")
-                with gr.Row():
-                    new_button = gr.Button("New chat", size="sm", elem_id="new-chat")
-                    export_md = gr.Button("Export Markdown", size="sm", elem_id="export-md")
-                    export_json = gr.Button("Export JSON", size="sm", elem_id="export-json")
-                export_file = gr.File(label="Exported chat", visible=False, elem_id="export-file")
-                with gr.Group(visible=False, elem_id="page-view") as page_box:
-                    page_image = gr.Image(label="Original page", type="pil", interactive=False, height=560, elem_id="page-image")
-                    close_page = gr.Button("Close page", size="sm", elem_id="close-page")
-                gr.Markdown("### Sources")
-                sources = gr.HTML(render_panel([]), elem_id="sources")
-            with gr.Column(scale=2, min_width=300):
-                with gr.Tab("Documents"):
-                    files = gr.File(
-                        file_count="multiple",
-                        file_types=sorted(LOADERS),
-                        label=f"Add documents (up to {settings.max_upload_files} files, "
-                        f"{settings.max_file_mb:g} MB each)",
-                        elem_id="upload",
-                    )
-                    upload_status = gr.Markdown(elem_id="upload-status")
-                    docs_table = gr.Dataframe(
-                        headers=doc_headers(public),
-                        datatype=["str", "number", *["str"] * (len(doc_headers(public)) - 2)],
-                        interactive=False,
-                        wrap=True,
-                        elem_id="documents",
-                    )
-                    with gr.Group(visible=False, elem_id="confirm-box") as confirm_box:
-                        confirm_text = gr.Markdown(elem_id="confirm-text")
-                        with gr.Row():
-                            confirm_button = gr.Button("Delete", variant="stop", elem_id="confirm-delete")
-                            cancel_button = gr.Button("Cancel", elem_id="cancel-delete")
-                    doc_choice = gr.Dropdown(label="Delete a document", choices=[], visible=False)  # for the /delete API
-                    delete_button = gr.Button("Delete", visible=False)
-                with gr.Tab("Collection"):
-                    collection_box = gr.Dropdown(
-                        choices=[settings.collection],
-                        value=settings.collection,
-                        allow_custom_value=True,
-                        label="Collection to chat with (type a new name to create one)",
-                        interactive=not public,
-                    )
-                    use_button = gr.Button("Use this collection", interactive=not public)
-                    if public:
-                        gr.Markdown("Public demo: your uploads go to a private collection of your session, deleted after "
-                                    f"{settings.session_ttl_minutes:g} idle minutes.")
-                with gr.Tab("Settings"):
-                    k = gr.Slider(1, 12, value=settings.k, step=1, label="Passages retrieved (k)")
-                    hybrid = gr.Checkbox(value=settings.hybrid, label="Keyword fusion (BM25 + embeddings)")
-                    backend = gr.Radio(policy.allowed_backends(settings), value=settings.llm, label="LLM backend",
-                                       interactive=len(policy.allowed_backends(settings)) > 1)
-                    model = gr.Textbox(
-                        value=settings.local_model if settings.llm == "local" else settings.openai_model,
-                        label="Model (local: gemma3-270m, smollm2 or a GGUF path; openai: model name)",
-                        interactive=not public,
-                    )
-                    temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature")
-                    gr.Markdown(_backend_status(settings))
-        with gr.Row(elem_id="hidden-controls"):
-            open_ref = gr.Textbox(elem_id="open-ref", show_label=False)
-            open_go = gr.Button("open", elem_id="open-go")
-
-        chat_inputs = [question, chatbot, history, turns, collection, k, hybrid, backend, model, temperature]
-        chat_outputs = [chatbot, history, question, sources, turns]
-        gate = dict(fn=on.gate, inputs=None, outputs=None, concurrency_limit=None, trigger_mode="multiple",
-                    api_visibility="private")
-        answer = dict(fn=on.respond, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
-        submitted = question.submit(**gate).success(**answer)
-        clicked = ask_button.click(**gate).success(**answer)
-        picked = chatbot.example_select(on.pick_example, None, question, api_visibility="private")
-        from_example = picked.then(on.gate, None, None, concurrency_limit=None, api_visibility="private").success(**answer)
-        stop_button.click(on.stop, [chatbot], [chatbot], cancels=[submitted, clicked, from_example],
-                          api_visibility="private")
-        new_button.click(on.new_chat, [collection],
-                         [chatbot, history, turns, sources, question, page_box, chatbot],
-                         cancels=[submitted, clicked, from_example], api_visibility="private")
-        chatbot.like(on.feedback, [chatbot, turns], None, api_visibility="private")
-        export_md.click(on.export_md, [turns], [export_file], api_visibility="private")
-        export_json.click(on.export_json, [turns], [export_file], api_visibility="private")
-        open_go.click(on.open_page, [open_ref, turns, collection], [page_box, page_image], api_visibility="private")
-        close_page.click(lambda: gr.update(visible=False), None, [page_box], api_visibility="private")
-
-        after_docs = dict(fn=on.after_documents_change, inputs=[collection], outputs=[doc_sources, chatbot],
-                          api_visibility="private")
-        files.upload(on.upload, [files, collection], [upload_status, docs_table, doc_choice, files],
-                     api_name="upload").then(**after_docs)
-        delete_button.click(on.delete, [doc_choice, collection], [docs_table, doc_choice], api_name="delete").then(**after_docs)
-        docs_table.select(on.ask_delete, [doc_sources], [confirm_box, confirm_text, pending_delete],
-                          api_visibility="private")
-        confirm_button.click(on.confirm_delete, [pending_delete, collection],
-                             [confirm_box, pending_delete, docs_table, doc_choice, doc_sources, chatbot],
-                             api_visibility="private")
-        cancel_button.click(lambda: (gr.update(visible=False), None), None, [confirm_box, pending_delete],
-                            api_visibility="private")
-        # the model box follows the backend: never a local model name sent as the OpenAI model
-        backend.change(lambda b: settings.local_model if b == "local" else settings.openai_model,
-                       backend, model, api_visibility="private")
-        use_button.click(
-            on.use_collection,
-            [collection_box],
-            [collection, chatbot, history, sources, docs_table, doc_choice, collection_box],
-            api_visibility="private",
-        ).then(lambda: ([], render_panel([])), None, [turns, sources], api_visibility="private").then(**after_docs)
-        demo.load(on.refresh, [collection], [docs_table, doc_choice, collection_box],
-                  api_visibility="private").then(**after_docs)
-        gr.api(on.ask, api_name="ask")
-        gr.api(on.documents, api_name="documents")
-    return demo
 
 
 def _remove_gradio_copy(path: Path) -> None:
@@ -717,70 +432,3 @@ def _remove_gradio_copy(path: Path) -> None:
         path.parent.rmdir()  # only if empty
     except OSError:
         pass
-
-
-def parse_auth(auth: str) -> tuple[str, str] | None:
-    if not auth:
-        return None
-    user, sep, password = auth.partition(":")
-    if not sep or not user or not password:
-        raise RagError("--auth / RAG_AUTH must be 'user:password'")
-    return user, password
-
-
-def start(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, auth: str = "") -> None:
-    """Start serving the page, its gradio_client API and the OpenAI-compatible /v1 API
-    (rag.app.openai_api) on one server, in the background."""
-    from rag.app.net import check_port_free
-    from rag.app.openai_api import api_routes
-
-    settings: Settings = demo.workspace.settings
-    credentials = parse_auth(auth or settings.auth)
-    check_port_free(host, port)
-    from starlette.middleware import Middleware
-
-    from rag.app.upload_guard import BodyLimit, UploadBudget
-
-    demo.queue(default_concurrency_limit=4, max_size=settings.queue_max_size)
-    app_kwargs = {"routes": api_routes(demo.workspace, credentials)}  # /v1 before Gradio's own routes
-    # bodies are bounded before anything parses them; in public mode Gradio's raw upload route draws
-    # on the visitor's upload budget too
-    app_kwargs["middleware"] = [Middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024)]
-    if settings.public:
-        app_kwargs["middleware"].append(Middleware(UploadBudget, quotas=demo.workspace.quotas, header=settings.client_ip_header))
-    # One client-address rule (rag/quota.py): uvicorn trusts X-Forwarded-For from 127.0.0.1 by default
-    # and would rewrite the socket address from it; trust no one unless the owner set it explicitly.
-    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
-    try:
-        demo.launch(
-            app_kwargs=app_kwargs,
-            server_name=host,
-            server_port=port,
-            share=share,
-            auth=credentials,
-            max_file_size=settings.max_file_bytes,  # bytes: Gradio's "0.5mb" parser takes whole numbers only
-            allowed_paths=[str(export_dir(settings.data_dir))],  # chat exports, served once then swept
-            prevent_thread_lock=True,
-            css=CSS,
-            js=JS,
-            quiet=True,  # no "To create a public link, set share=True in launch()": our own lines below
-        )
-    except OSError as exc:  # taken between the check and the launch
-        raise RagError(f"cannot listen on port {port or 7860}: {exc}. Choose another with --port N") from None
-    print(f"Running on local URL:  {demo.local_url}", flush=True)
-    print(f"OpenAI-compatible API at {demo.local_url.rstrip('/')}/v1", flush=True)
-
-
-def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, auth: str = "") -> None:
-    """Serve the app until interrupted; if a share link was asked for and cannot be made, say so and serve locally."""
-    start(demo, host, port, share, auth)
-    local = demo.local_url
-    if share and not demo.share_url:
-        print(
-            f"Could not create a share link: Gradio's share server is unreachable from this machine. "
-            f"Still serving locally at {local}",
-            flush=True,
-        )
-    elif demo.share_url:
-        print(f"Share link: {demo.share_url}", flush=True)
-    demo.block_thread()
