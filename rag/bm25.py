@@ -46,6 +46,7 @@ K1, B = 1.2, 0.75
 MIN_IDF = 1e-6
 BLOCK_BITS = 10
 BLOCK = 1 << BLOCK_BITS
+FIRST_ROUND = 8  # blocks scored in the first round (then twice as many per round)
 _BATCH = 500  # values per SQL IN list
 _TF_TYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32}
 _TF_CODES = {1: "B", 2: "H", 4: "I"}  # the same widths for the array module
@@ -110,13 +111,12 @@ class Postings:
                             [("rows", have_rows + rows), ("tokens", have_tokens + tokens)])
 
     def _lens(self, blocks) -> dict[int, np.ndarray]:
-        out = {}
-        for batch in _chunks(sorted(set(blocks))):
+        """Each block's chunk lengths, BLOCK of them (0: no chunk, or one without tokens)."""
+        out = {block: np.zeros(BLOCK, np.uint32) for block in sorted(set(blocks))}
+        for batch in _chunks(list(out)):
             for block, blob in self.db.execute(f"SELECT block, lens FROM bm25_block WHERE block IN ({_marks(batch)})", batch):
-                lens = np.zeros(BLOCK, np.uint32)
                 stored = np.frombuffer(blob, np.uint32)
-                lens[: len(stored)] = stored
-                out[block] = lens
+                out[block][: len(stored)] = stored
         return out
 
     def _put_lens(self, lens: dict[int, np.ndarray]) -> None:
@@ -186,8 +186,7 @@ class Postings:
             doc_rows.append((rowid, array("q", tids).tobytes()))
         lens = self._lens(lens_new)
         for block, offsets in lens_new.items():
-            arr = lens.setdefault(block, np.zeros(BLOCK, np.uint32))
-            arr[list(offsets)] = list(offsets.values())
+            lens[block][list(offsets)] = list(offsets.values())
         self._put_lens(lens)
         stored, put = self._stored(new), []
         for key, (offsets, tfs, min_len) in new.items():  # plain Python: most rows are a few postings long
@@ -288,7 +287,7 @@ class Postings:
         order = np.lexsort((blocks, -block_bound))
 
         best_ids, best_scores = np.zeros(0, np.int64), np.zeros(0)
-        start, step = 0, 8
+        start, step = 0, FIRST_ROUND
         while start < len(order):
             threshold = best_scores[-1] if len(best_scores) >= n else -math.inf
             take = order[start : start + step]
