@@ -7,11 +7,13 @@ chunks. Here the same scores are computed from postings this module keeps itself
 them are never read.
 
 Layout (tables in the keyword index's SQLite file, written in the caller's transaction):
-- `bm25_term`: term -> id and document frequency (df).
+- `bm25_term`: term -> id.
 - `bm25_posting`: one row per (term, block), a block being 1,024 consecutive rowids: the offsets
   of the block's chunks that hold the term (uint16 bytes) and the term's count in each (uint8,
   uint16 or uint32 bytes, the narrowest that fits), plus the largest count and the shortest
-  chunk length among them, from which the row's *score bound* follows.
+  chunk length among them, from which the row's *score bound* follows. A term's document
+  frequency is the sum of its rows' counts, read with the bounds at query time (so a write does
+  not update a counter per term).
 - `bm25_block`: each block's chunk lengths in tokens (uint32 per offset, 0 = no chunk).
 - `bm25_doc`: each chunk's distinct term ids, so a removal touches only its own postings.
 - `bm25_stats`: the number of chunks and of tokens (for the average length).
@@ -38,7 +40,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from array import array
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import numpy as np
 
@@ -52,7 +54,7 @@ _TF_TYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32}
 _TF_CODES = {1: "B", 2: "H", 4: "I"}  # the same widths for the array module
 
 SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS bm25_term (id INTEGER PRIMARY KEY, term TEXT UNIQUE NOT NULL, df INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS bm25_term (id INTEGER PRIMARY KEY, term TEXT UNIQUE NOT NULL)",
     "CREATE TABLE IF NOT EXISTS bm25_posting (term INTEGER NOT NULL, block INTEGER NOT NULL, n INTEGER NOT NULL, "
     "max_tf INTEGER NOT NULL, min_len INTEGER NOT NULL, offsets BLOB NOT NULL, tfs BLOB NOT NULL, "
     "PRIMARY KEY (term, block)) WITHOUT ROWID",
@@ -71,9 +73,13 @@ def _marks(values) -> str:
     return ",".join("?" * len(values))
 
 
+def _tf_code(top: int) -> str:
+    """The array module's code of the narrowest unsigned type that holds counts up to `top`."""
+    return "B" if top < 1 << 8 else "H" if top < 1 << 16 else "I"
+
+
 def _tf_bytes(tfs: np.ndarray) -> bytes:
-    top = int(tfs.max())
-    return tfs.astype(np.uint8 if top < 1 << 8 else np.uint16 if top < 1 << 16 else np.uint32).tobytes()
+    return array(_tf_code(int(tfs.max())), tfs.tolist()).tobytes()
 
 
 def _tfs(blob: bytes, n: int) -> np.ndarray:
@@ -163,57 +169,69 @@ class Postings:
         """Index chunks given as (rowid, tokens); the rowids are new (not indexed now)."""
         if not docs:
             return
-        docs = sorted(docs)  # rowid order: each row's offsets come out ascending
-        counts = [Counter(tokens) for _, tokens in docs]
-        ids = self._term_ids(set().union(*counts))
-        new: dict[tuple[int, int], list] = {}  # (term id, block) -> [offsets, counts, shortest length]
-        df: Counter = Counter()
-        lens_new: dict[int, dict[int, int]] = defaultdict(dict)
-        doc_rows = []
-        for (rowid, tokens), count in zip(docs, counts):
-            block, offset, length = rowid >> BLOCK_BITS, rowid & (BLOCK - 1), len(tokens)
-            lens_new[block][offset] = length
-            tids = [ids[term] for term in count]
-            for tid, tf in zip(tids, count.values()):
-                entry = new.get((tid, block))
-                if entry is None:
-                    new[(tid, block)] = [[offset], [tf], length]
-                else:
-                    entry[0].append(offset)
-                    entry[1].append(tf)
-                    entry[2] = min(entry[2], length)
-            df.update(tids)
-            doc_rows.append((rowid, array("q", tids).tobytes()))
-        lens = self._lens(lens_new)
-        for block, offsets in lens_new.items():
-            lens[block][list(offsets)] = list(offsets.values())
+        docs = sorted(docs)
+        ids = self._term_ids({t for _, tokens in docs for t in tokens})
+        rowids = np.array([r for r, _ in docs], np.int64)
+        lengths = np.array([len(tokens) for _, tokens in docs], np.int64)
+        tid = np.array([ids[t] for _, tokens in docs for t in tokens], np.int64)
+        row = np.repeat(rowids, lengths)
+        # postings: one per (term, chunk) with its count, sorted by term, then rowid
+        order = np.lexsort((row, tid))
+        tid, row = tid[order], row[order]
+        first = np.ones(len(tid), bool)
+        first[1:] = (tid[1:] != tid[:-1]) | (row[1:] != row[:-1])
+        starts = np.flatnonzero(first)
+        tid, row, tf = tid[starts], row[starts], np.diff(np.append(starts, len(order)))
+        length = lengths[np.searchsorted(rowids, row)]
+        block, offset = row >> BLOCK_BITS, (row & (BLOCK - 1)).astype(np.uint16)
+
+        lens = self._lens((rowids >> BLOCK_BITS).tolist())
+        for r, n in zip(rowids.tolist(), lengths.tolist()):
+            lens[r >> BLOCK_BITS][r & (BLOCK - 1)] = n
         self._put_lens(lens)
-        stored, put = self._stored(new), []
-        for key, (offsets, tfs, min_len) in new.items():  # plain Python: most rows are a few postings long
-            max_tf = max(tfs)
+        # each chunk's distinct term ids, for its removal
+        by_row = np.argsort(row, kind="stable")
+        terms_bytes, ends = tid[by_row].tobytes(), np.searchsorted(row[by_row], rowids, side="right").tolist()
+        self.db.executemany("INSERT INTO bm25_doc (rowid, terms) VALUES (?, ?)",
+                            [(r, terms_bytes[8 * a : 8 * b]) for r, a, b in zip(rowids.tolist(), [0, *ends[:-1]], ends)])
+        # rows: one per (term, block), appended to what is stored
+        first = np.ones(len(tid), bool)
+        first[1:] = (tid[1:] != tid[:-1]) | (block[1:] != block[:-1])
+        g_start = np.flatnonzero(first)
+        g_end = np.append(g_start[1:], len(tid))
+        keys = list(zip(tid[g_start].tolist(), block[g_start].tolist()))
+        max_tfs = np.maximum.reduceat(tf, g_start).tolist() if len(tid) else []
+        min_lens = np.minimum.reduceat(length, g_start).tolist() if len(tid) else []
+        offsets_bytes, tf_bytes = offset.tobytes(), tf.astype(np.uint8).tobytes()
+        stored, put = self._stored(keys), []
+        for key, a, b, max_tf, min_len in zip(keys, g_start.tolist(), g_end.tolist(), max_tfs, min_lens):
+            offsets, tfs, n = offsets_bytes[2 * a : 2 * b], tf_bytes[a:b], b - a
+            if max_tf >= 1 << 8:
+                tfs = array(_tf_code(max_tf), tf[a:b].tolist()).tobytes()
             if key in stored:
-                n, old_max, old_min, old_offsets, old_tfs = stored[key]
-                old_offsets, old_tfs = array("H", old_offsets), array(_TF_CODES[len(old_tfs) // n], old_tfs)
-                if old_offsets[-1] > offsets[0]:  # not appended after them (new chunks mostly are)
-                    merged = sorted(zip(old_offsets.tolist() + offsets, old_tfs.tolist() + tfs))
-                    offsets, tfs = [o for o, _ in merged], [t for _, t in merged]
+                old_n, old_max, old_min, old_offsets, old_tfs = stored[key]
+                max_tf, min_len, n = max(max_tf, old_max), min(min_len, old_min), n + old_n
+                code = _tf_code(max_tf)
+                if len(old_tfs) // old_n != array(code).itemsize or len(tfs) // (b - a) != array(code).itemsize:
+                    old_tfs = array(code, array(_TF_CODES[len(old_tfs) // old_n], old_tfs).tolist()).tobytes()
+                    tfs = array(code, tf[a:b].tolist()).tobytes()
+                if array("H", old_offsets[-2:])[0] < offset[a]:  # appended after them, as new chunks are
+                    offsets, tfs = old_offsets + offsets, old_tfs + tfs
                 else:
-                    offsets, tfs = old_offsets.tolist() + offsets, old_tfs.tolist() + tfs
-                max_tf, min_len = max(max_tf, old_max), min(min_len, old_min)
-            code = "B" if max_tf < 1 << 8 else "H" if max_tf < 1 << 16 else "I"
-            put.append((*key, len(offsets), max_tf, min_len, array("H", offsets).tobytes(), array(code, tfs).tobytes()))
+                    merged = sorted(zip(array("H", old_offsets + offsets), array(code, old_tfs + tfs)))
+                    offsets = array("H", [o for o, _ in merged]).tobytes()
+                    tfs = array(code, [t for _, t in merged]).tobytes()
+            put.append((*key, n, max_tf, min_len, offsets, tfs))
         self.db.executemany("INSERT OR REPLACE INTO bm25_posting (term, block, n, max_tf, min_len, offsets, tfs) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?)", put)
-        self.db.executemany("UPDATE bm25_term SET df = df + ? WHERE id = ?", [(n, tid) for tid, n in df.items()])
-        self.db.executemany("INSERT INTO bm25_doc (rowid, terms) VALUES (?, ?)", doc_rows)
-        self._add_stats(len(docs), sum(len(tokens) for _, tokens in docs))
+        self._add_stats(len(docs), int(lengths.sum()))
 
     def _term_ids(self, terms: set[str]) -> dict[str, int]:
         ids = {}
-        for batch in _chunks(sorted(terms)):
+        for batch in _chunks(list(terms)):
             ids.update(self.db.execute(f"SELECT term, id FROM bm25_term WHERE term IN ({_marks(batch)})", batch))
-        missing = sorted(terms - ids.keys())
-        self.db.executemany("INSERT INTO bm25_term (term, df) VALUES (?, 0)", [(t,) for t in missing])
+        missing = list(terms - ids.keys())
+        self.db.executemany("INSERT INTO bm25_term (term) VALUES (?)", [(t,) for t in missing])
         for batch in _chunks(missing):
             ids.update(self.db.execute(f"SELECT term, id FROM bm25_term WHERE term IN ({_marks(batch)})", batch))
         return ids
@@ -226,7 +244,6 @@ class Postings:
         if not docs:
             return
         drop = defaultdict(list)  # (term id, block) -> offsets
-        df: Counter = Counter()
         by_block = defaultdict(list)
         for rowid, blob in docs:
             block, offset = rowid >> BLOCK_BITS, rowid & (BLOCK - 1)
@@ -234,7 +251,6 @@ class Postings:
             tids = np.frombuffer(blob, np.int64).tolist()
             for tid in tids:
                 drop[(tid, block)].append(offset)
-            df.update(tids)
         lens = self._lens(by_block)
         tokens = 0
         for block, offsets in by_block.items():
@@ -247,8 +263,8 @@ class Postings:
             rows[key] = (offsets[keep], tfs[keep])
         self._put_postings(rows, lens)
         self._put_lens(lens)
-        self.db.executemany("UPDATE bm25_term SET df = df - ? WHERE id = ?", [(n, tid) for tid, n in df.items()])
-        self.db.execute("DELETE FROM bm25_term WHERE df <= 0")
+        self.db.executemany("DELETE FROM bm25_term WHERE id = ? AND NOT EXISTS (SELECT 1 FROM bm25_posting "
+                            "WHERE term = ?)", [(tid, tid) for tid in {tid for tid, _ in drop}])
         for batch in _chunks([r for r, _ in docs]):
             self.db.execute(f"DELETE FROM bm25_doc WHERE rowid IN ({_marks(batch)})", batch)
         self._add_stats(-len(docs), -tokens)
@@ -260,26 +276,26 @@ class Postings:
         rows, tokens = self.stats()
         if not rows or not terms or n < 1:
             return []
-        found = {}
+        ids = {}
         for batch in _chunks(terms):
-            for tid, term, df in self.db.execute(
-                f"SELECT id, term, df FROM bm25_term WHERE df > 0 AND term IN ({_marks(batch)})", batch
-            ):
-                found[term] = (tid, df)
-        useful = [found[t] for t in terms if t in found and found[t][1] <= rows / 2]
-        if not useful:
+            ids.update(self.db.execute(f"SELECT term, id FROM bm25_term WHERE term IN ({_marks(batch)})", batch))
+        known = [ids[t] for t in terms if t in ids]
+        bounds = np.array([row for batch in _chunks(known) for row in self.db.execute(
+            f"SELECT term, block, n, max_tf, min_len FROM bm25_posting WHERE term IN ({_marks(batch)})", batch
+        )], dtype=np.int64).reshape(-1, 5)
+        df: dict[int, int] = {}
+        for tid, n_rows in zip(bounds[:, 0].tolist(), bounds[:, 2].tolist()):
+            df[tid] = df.get(tid, 0) + n_rows
+        tids = [tid for tid in known if 0 < df.get(tid, 0) <= rows / 2]
+        if not tids:
             return []
         avgdl = tokens / rows
-        tids = [tid for tid, _ in useful]
-        idfs = np.array([idf(rows, df) for _, df in useful])
+        idfs = np.array([idf(rows, df[tid]) for tid in tids])
         position = {tid: j for j, tid in enumerate(tids)}
-
-        bounds = np.array([row for batch in _chunks(tids) for row in self.db.execute(
-            f"SELECT term, block, max_tf, min_len FROM bm25_posting WHERE term IN ({_marks(batch)})", batch
-        )], dtype=np.float64).reshape(-1, 4)
-        term_pos = np.array([position[int(t)] for t in bounds[:, 0]], np.int64)
-        blocks, where = np.unique(bounds[:, 1].astype(np.int64), return_inverse=True)
-        row_bound = idfs[term_pos] * weight(bounds[:, 2], bounds[:, 3], avgdl)
+        bounds = bounds[np.isin(bounds[:, 0], tids)]
+        term_pos = np.array([position[t] for t in bounds[:, 0].tolist()], np.int64)
+        blocks, where = np.unique(bounds[:, 1], return_inverse=True)
+        row_bound = idfs[term_pos] * weight(bounds[:, 3].astype(np.float64), bounds[:, 4].astype(np.float64), avgdl)
         block_bound = np.zeros(len(blocks))
         for j in range(len(tids)):  # summed in query order, as the scores are
             mine = term_pos == j
