@@ -290,16 +290,14 @@ class Postings:
         if not tids:
             return []
         avgdl = tokens / rows
-        idfs = np.array([idf(rows, df[tid]) for tid in tids])
+        idfs = [idf(rows, df[tid]) for tid in tids]
         position = {tid: j for j, tid in enumerate(tids)}
-        bounds = bounds[np.isin(bounds[:, 0], tids)]
-        term_pos = np.array([position[t] for t in bounds[:, 0].tolist()], np.int64)
         blocks, where = np.unique(bounds[:, 1], return_inverse=True)
-        row_bound = idfs[term_pos] * weight(bounds[:, 3].astype(np.float64), bounds[:, 4].astype(np.float64), avgdl)
         block_bound = np.zeros(len(blocks))
-        for j in range(len(tids)):  # summed in query order, as the scores are
-            mine = term_pos == j
-            block_bound[where[mine]] += row_bound[mine]
+        for j, tid in enumerate(tids):  # summed in query order, as the scores are
+            mine = bounds[:, 0] == tid
+            block_bound[where[mine]] += idfs[j] * weight(bounds[mine, 3].astype(np.float64),
+                                                         bounds[mine, 4].astype(np.float64), avgdl)
         order = np.lexsort((blocks, -block_bound))
 
         best_ids, best_scores = np.zeros(0, np.int64), np.zeros(0)
@@ -312,14 +310,17 @@ class Postings:
                 break
             ids, scores = self._score(position, idfs, blocks[take].tolist(), avgdl)
             ids, scores = np.concatenate([best_ids, ids]), np.concatenate([best_scores, scores])
+            if len(scores) > n:  # the n best and whatever ties the n-th, then ordered
+                nth = -np.partition(-scores, n - 1)[n - 1]
+                ids, scores = ids[scores >= nth], scores[scores >= nth]
             keep = np.lexsort((ids, -scores))[:n]
             best_ids, best_scores = ids[keep], scores[keep]
             start, step = start + step, step * 2
         return list(zip(best_ids.tolist(), best_scores.tolist()))
 
-    def _score(self, position: dict[int, int], idfs: np.ndarray, blocks: list[int], avgdl: float):
+    def _score(self, position: dict[int, int], idfs: list[float], blocks: list[int], avgdl: float):
         """Exact scores of every chunk in these blocks holding a query term (term id -> its
-        place in the query in `position`): (rowids, scores)."""
+        place in the query in `position`): (rowids ascending, scores)."""
         found = []
         for terms in _chunks(list(position)):
             for batch in _chunks(blocks):
@@ -329,21 +330,23 @@ class Postings:
                 ).fetchall()
         if not found:
             return np.zeros(0, np.int64), np.zeros(0)
+        found.sort(key=lambda r: position[r[0]])  # one run of rows per term, in query order
         lens = self._lens(blocks)
-        index = {block: i for i, block in enumerate(lens)}
-        table = np.stack(list(lens.values()))
+        index = {block: i for i, block in enumerate(lens)}  # ascending blocks
         counts = np.array([r[2] for r in found])
         offsets = np.frombuffer(b"".join(r[3] for r in found), np.uint16).astype(np.int64)
         sizes = {len(r[4]) // r[2] for r in found}
         tfs = (np.frombuffer(b"".join(r[4] for r in found), _TF_TYPES[sizes.pop()]) if len(sizes) == 1
                else np.concatenate([_tfs(r[4], r[2]) for r in found]))
-        block_of = np.repeat(np.array([r[1] for r in found], np.int64), counts)
-        term_pos = np.repeat(np.array([position[r[0]] for r in found]), counts)
-        length = table[np.repeat(np.array([index[r[1]] for r in found]), counts), offsets].astype(np.float64)
-        contribution = idfs[term_pos] * weight(tfs.astype(np.float64), length, avgdl)
-        rowids, where = np.unique(block_of * BLOCK + offsets, return_inverse=True)
-        scores = np.zeros(len(rowids))
-        for j in range(len(position)):  # in query order, as FTS5 sums them
-            mine = term_pos == j
-            scores[where[mine]] += contribution[mine]
-        return rowids, scores
+        slot = np.repeat(np.array([index[r[1]] for r in found]) * BLOCK, counts) + offsets
+        length = np.concatenate(list(lens.values()))[slot].astype(np.float64)
+        weights = weight(tfs.astype(np.float64), length, avgdl)
+        scores = np.zeros(len(index) * BLOCK)
+        ends = np.cumsum(counts).tolist()
+        runs: dict[int, list[int]] = {}  # term's place in the query -> [first posting, end]
+        for r, start, end in zip(found, [0, *ends[:-1]], ends):
+            runs.setdefault(position[r[0]], [start, end])[1] = end
+        for j, (start, end) in runs.items():  # in query order, as FTS5 sums them; a chunk once per term
+            scores[slot[start:end]] += idfs[j] * weights[start:end]
+        hit = np.flatnonzero(scores)
+        return np.array(list(index), np.int64)[hit // BLOCK] * BLOCK + hit % BLOCK, scores[hit]
