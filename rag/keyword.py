@@ -109,6 +109,9 @@ class KeywordIndex:
                 self._db.execute("ALTER TABLE chunk ADD COLUMN heading TEXT")
             self._db.execute("CREATE INDEX IF NOT EXISTS chunk_version ON chunk (doc_id, doc_hash)")
             self._db.execute("CREATE INDEX IF NOT EXISTS chunk_heading ON chunk (heading)")
+            # Asked on every query (catalog_complete): without it, a scan of every row (~10 ms at 100k).
+            self._db.execute("CREATE INDEX IF NOT EXISTS chunk_uncatalogued ON chunk (rowid) "
+                             "WHERE doc_id IS NULL OR doc_hash IS NULL")
             self._db.execute("CREATE TABLE IF NOT EXISTS heading_vector (label TEXT PRIMARY KEY, vector BLOB NOT NULL)")
             self._db.execute("CREATE TABLE IF NOT EXISTS version (doc_id TEXT NOT NULL, doc_hash TEXT NOT NULL, "
                              "meta TEXT NOT NULL, PRIMARY KEY (doc_id, doc_hash))")
