@@ -181,6 +181,7 @@ class Postings:
         block, offset = row >> BLOCK_BITS, (row & (BLOCK - 1)).astype(np.uint16)
 
         lens = self._lens((rowids >> BLOCK_BITS).tolist())
+        fresh = {b for b, arr in lens.items() if not arr.any()}  # no chunk yet: no rows stored
         for r, n in zip(rowids.tolist(), lengths.tolist()):
             lens[r >> BLOCK_BITS][r & (BLOCK - 1)] = n
         self._put_lens(lens)
@@ -197,7 +198,7 @@ class Postings:
         keys = list(zip(tid[g_start].tolist(), block[g_start].tolist()))
         max_tfs = np.maximum.reduceat(tf, g_start).tolist() if len(tid) else []
         offsets_bytes, tf_bytes = offset.tobytes(), tf.astype(np.uint8).tobytes()
-        stored, put = self._stored(keys), []
+        stored, put = self._stored([key for key in keys if key[1] not in fresh]), []
         for key, a, b, max_tf in zip(keys, g_start.tolist(), g_end.tolist(), max_tfs):
             offsets, tfs, n = offsets_bytes[2 * a : 2 * b], tf_bytes[a:b], b - a
             if max_tf >= 1 << 8:
