@@ -14,7 +14,7 @@ Layout (tables in the keyword index's SQLite file, written in the caller's trans
   term's document frequency is the sum of its rows' counts, read with them at query time (so a
   write updates no counter per term).
 - `bm25_block`: each block's chunk lengths in tokens (uint32 per offset, 0 = no chunk).
-- `bm25_doc`: each chunk's distinct term ids, so a removal touches only its own postings.
+- `bm25_doc`: each chunk's distinct term ids (uint32 bytes), so a removal touches only its own postings.
 - `bm25_stats`: the number of chunks and of tokens (for the average length).
 A write rewrites only the (term, block) rows its chunks are in: new chunks get the highest
 rowids, so an ingest batch appends to the last block or two; nothing grows with the collection.
@@ -187,9 +187,10 @@ class Postings:
         self._put_lens(lens)
         # each chunk's distinct term ids, for its removal
         by_row = np.argsort(row, kind="stable")
-        terms_bytes, ends = tid[by_row].tobytes(), np.searchsorted(row[by_row], rowids, side="right").tolist()
+        terms_bytes = tid[by_row].astype(np.uint32).tobytes()
+        ends = np.searchsorted(row[by_row], rowids, side="right").tolist()
         self.db.executemany("INSERT INTO bm25_doc (rowid, terms) VALUES (?, ?)",
-                            [(r, terms_bytes[8 * a : 8 * b]) for r, a, b in zip(rowids.tolist(), [0, *ends[:-1]], ends)])
+                            [(r, terms_bytes[4 * a : 4 * b]) for r, a, b in zip(rowids.tolist(), [0, *ends[:-1]], ends)])
         # rows: one per (term, block), appended to what is stored
         first = np.ones(len(tid), bool)
         first[1:] = (tid[1:] != tid[:-1]) | (block[1:] != block[:-1])
@@ -243,7 +244,7 @@ class Postings:
         for rowid, blob in docs:
             block, offset = rowid >> BLOCK_BITS, rowid & (BLOCK - 1)
             by_block[block].append(offset)
-            tids = np.frombuffer(blob, np.int64).tolist()
+            tids = np.frombuffer(blob, np.uint32).tolist()
             for tid in tids:
                 drop[(tid, block)].append(offset)
         lens = self._lens(by_block)
