@@ -13,7 +13,7 @@ call). So "write throughput" is chunks/s *after* embedding: the cost the collect
 At each size, a fresh process (as a restarted server would be) loads the embedder, opens the store
 and asks 100 of the dataset's questions through Retriever.retrieve (hybrid, k=4, the query
 embedded by the real model): p50/p95 latency, and that process's memory: its peak RSS
-(ru_maxrss; at small sizes the model load's transient sets it), its RSS after the queries, and
+(VmHWM), its RSS after the queries, and
 the part the store adds (RSS after the queries minus RSS once the model is loaded). The data folder's size on disk too. Results go to WORK/scale.json (a
 rerun continues from the largest size done) and the plot to bench/scale_curve.png.
 """
@@ -130,14 +130,16 @@ def query_only(args) -> None:
     print(json.dumps({
         "query_p50_ms": statistics.median(times) * 1000, "query_p95_ms": sorted(times)[int(0.95 * len(times))] * 1000,
         "first_query_s": first, "model_rss_mb": base, "rss_after_first_query_mb": opened,
-        "rss_after_queries_mb": rss_now(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_after_queries_mb": rss_now(), "peak_rss_mb": rss_now("VmHWM:"),
         "store_rss_mb": rss_now() - base, "count": store.count(), "load": os.getloadavg()[0],
     }))
 
 
-def rss_now() -> float:
+def rss_now(field: str = "VmRSS:") -> float:
+    """This process's RSS in MB (VmHWM: its peak; not ru_maxrss, which keeps the parent's peak
+    across fork + exec)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -162,7 +164,7 @@ def plot(results: dict, out: Path) -> None:
     axes[1].plot(x, [r["query_p95_ms"] for r in rows], "s--", label="p95")
     axes[1].set_title("hybrid query, k=4 (ms)")
     axes[1].legend()
-    axes[2].plot(x, [r["peak_rss_mb"] for r in rows], "o-", label="query process peak RSS")
+    axes[2].plot(x, [r["rss_after_queries_mb"] for r in rows], "o-", label="query process RSS")
     axes[2].plot(x, [r["store_rss_mb"] for r in rows], "^-", label="RSS the store adds")
     axes[2].plot(x, [r["disk_mb"] for r in rows], "s--", label="on disk")
     axes[2].set_title("memory / disk (MB)")
