@@ -31,8 +31,8 @@ exactly what it was. The heading vectors are a few short texts per document, emb
 and kept in the keyword index file (rag.store.DocumentStore.heading_vectors);
 `metadata["heading_rank"]` is a hit's rank in this list.
 
-The keyword index is rag.keyword's persistent SQLite FTS5 index, kept in step with the collection
-by the store's writes (no rebuild after a change). Its search runs on a worker thread while the
+The keyword index is rag.keyword's persistent BM25 index in SQLite (rag.bm25), kept in step with
+the collection by the store's writes (no rebuild after a change). Its search runs on a worker thread while the
 query is embedded and Chroma searched (SQLite and ONNX Runtime both release the GIL). Hits are
 read back from Chroma, so a chunk deleted since it was indexed is never returned.
 

@@ -1,4 +1,5 @@
-"""The persistent keyword index (SQLite FTS5): BM25 ranking, incremental writes, restart, deletion,
+"""The persistent keyword index (BM25 over postings in SQLite, rag.bm25): exact ranking (a property
+test against brute force), conversion of FTS5-era files, incremental writes, restart, deletion,
 repair by id difference when another process writes, and headings in the indexed text."""
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ TEXTS = [
 
 
 def test_bm25_scores_match_rank_bm25():
-    """FTS5's bm25() is Okapi BM25 (k1 1.2, b 0.75): the same scores as the reference
-    implementation, rank_bm25 (a test dependency only), for terms in under half the chunks."""
+    """The scores are Okapi BM25 (k1 1.2, b 0.75), as FTS5's bm25() gave them: the same as the
+    reference implementation, rank_bm25 (a test dependency only), for terms in under half the chunks."""
     from rank_bm25 import BM25Okapi
 
     index = KeywordIndex(None)
@@ -73,6 +74,129 @@ def test_sync_by_id_difference_reads_only_the_missing_texts():
     assert sorted(asked) == ["new1", "vanished"]  # never the text of "keep"
     assert index.ids() == {"keep", "new1"}
     assert [c for c, _ in index.search("heaters", 5)] == ["new1"] and index.search("winches", 5) == []
+
+
+# --------------------------------------------------------------------------------------------
+# the search is exact: the top-n of a brute-force BM25, ties included, after any writes
+
+VOCAB = ["lamp", "oil", "shed", "keeper", "storm", "fog", "bell", "gull", "the", "of"]  # two stopwords
+
+
+def brute_force(chunks: dict[str, list[str]], query: str, n: int) -> list[tuple[str, float]]:
+    """rank_bm25's BM25Okapi over the live chunks (in the order they were last written), with
+    FTS5's idf floor (1e-6 where the idf is not positive) for the terms in at most half the chunks
+    (the rest rank nothing); equal scores: the chunk written earlier first."""
+    from rank_bm25 import BM25Okapi
+
+    ids, corpus = list(chunks), list(chunks.values())
+    df = {t: sum(t in doc for doc in corpus) for t in dict.fromkeys(tokenize(query))}
+    terms = [t for t, d in df.items() if 0 < d <= len(corpus) / 2]
+    if not terms:
+        return []
+    reference = BM25Okapi(corpus, k1=1.2, b=0.75)
+    for t in terms:
+        reference.idf[t] = max(math.log((len(corpus) - df[t] + 0.5) / (df[t] + 0.5)), 0) or 1e-6
+    scores = reference.get_scores(terms)
+    found = [i for i, doc in enumerate(corpus) if any(t in doc for t in terms)]
+    return [(ids[i], float(scores[i])) for i in sorted(found, key=lambda i: (-scores[i], i))[:n]]
+
+
+def _write_ops():
+    from hypothesis import strategies as st
+
+    text = st.lists(st.sampled_from(VOCAB), max_size=12).map(" ".join)
+    chunk_id = st.sampled_from([f"c{i}" for i in range(24)])
+    add = st.tuples(st.just("add"), st.dictionaries(chunk_id, text, min_size=1, max_size=8))
+    remove = st.tuples(st.just("remove"), st.lists(chunk_id, max_size=4))
+    return st.lists(st.one_of(add, add, remove), min_size=1, max_size=8)
+
+
+def test_the_top_n_is_a_brute_force_bm25s_ties_included():
+    """Random corpora, writes (adds, replacements, removals) and queries: the search returns what
+    a brute-force BM25 returns, the same ids in the same order with the same scores, to the bit.
+    Blocks of 4 chunks, so chunks, replacements and removals cross block boundaries."""
+    from unittest import mock
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    import rag.bm25
+
+    query = st.lists(st.sampled_from(VOCAB + ["absent"]), min_size=1, max_size=5).map(" ".join)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(ops=_write_ops(), queries=st.lists(query, min_size=1, max_size=4), n=st.integers(1, 6))
+    def check(ops, queries, n):
+        index, live = KeywordIndex(None), {}
+        for op, arg in ops:
+            if op == "add":
+                index.add(list(arg), list(arg.values()))
+                for cid, text in arg.items():
+                    live.pop(cid, None)
+                    live[cid] = tokenize(text)
+            else:
+                index.remove(arg)
+                for cid in arg:
+                    live.pop(cid, None)
+        for q in queries:
+            assert index.search(q, n) == brute_force(live, q, n), (q, n)
+
+    with mock.patch.multiple(rag.bm25, BLOCK_BITS=2, BLOCK=4):
+        check()
+
+
+def test_a_large_corpus_over_many_blocks_is_exact():
+    """2,000 chunks over 1,024-chunk blocks and (patched) 32-chunk ones: the same top n as brute
+    force, a term in over half the chunks left out, a term in exactly half kept (idf floor)."""
+    import random
+    from unittest import mock
+
+    import rag.bm25
+
+    rng = random.Random(7)
+    texts = {f"d{i}": " ".join(rng.choices(VOCAB[:6], k=rng.randint(3, 30)) + (["beacon"] if i % 97 == 0 else [])
+                               + (["half"] if i % 2 else [])) for i in range(2000)}
+    live = {cid: tokenize(t) for cid, t in texts.items()}
+    queries = ["beacon storm", "beacon", "storm fog beacon", "half beacon", "lamp oil shed keeper"]
+    index = KeywordIndex(None)
+    index.add(list(texts), list(texts.values()))
+    assert [index.search(q, 5) for q in queries] == [brute_force(live, q, 5) for q in queries]
+    with mock.patch.multiple(rag.bm25, BLOCK_BITS=5, BLOCK=32):
+        small = KeywordIndex(None)
+        small.add(list(texts), list(texts.values()))
+        assert [small.search(q, 5) for q in queries] == [brute_force(live, q, 5) for q in queries]
+    assert index.search("half", 5) and index.search("half", 5)[0][1] < 1e-5  # idf floored, still found
+
+
+def test_a_file_of_the_fts5_version_is_converted_with_the_same_ranking(tmp_path):
+    """An index file written by the FTS5 version opens with the same chunks and the same top-n
+    (FTS5's own ORDER BY bm25() as the reference), and without its FTS5 table."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE chunk (rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, doc_id TEXT, "
+                "doc_hash TEXT, heading TEXT)")
+    old.execute("CREATE VIRTUAL TABLE body USING fts5(tokens, tokenize='unicode61 remove_diacritics 0')")
+    for i, text in enumerate(TEXTS * 3):
+        old.execute("INSERT INTO chunk (rowid, id, doc_id, doc_hash, heading) VALUES (?, ?, 'd', 'h', '')", (i + 1, f"c{i}"))
+        old.execute("INSERT INTO body (rowid, tokens) VALUES (?, ?)", (i + 1, " ".join(tokenize(text))))
+    old.commit()
+    queries = ["lamp", "keeper lamp", "shed oil", "xk 4471", "storm keeper west", "filler sea lamp"]
+    expected = {}
+    for q in queries:
+        match = " OR ".join(f'"{t}"' for t in dict.fromkeys(tokenize(q)) if t != "filler" and t != "sea")
+        expected[q] = [(cid, -s) for cid, s in old.execute(
+            "SELECT chunk.id, bm25(body) FROM body JOIN chunk ON chunk.rowid = body.rowid WHERE body MATCH ? "
+            "ORDER BY bm25(body) LIMIT 10", (match,))]
+    old.close()
+    index = KeywordIndex(path)
+    assert index.count() == len(TEXTS) * 3
+    for q in queries:
+        assert index.search(q, 10) == expected[q], q
+    index.close()
+    names = {name for (name,) in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert "body" not in names and "bm25_posting" in names
 
 
 # --------------------------------------------------------------------------------------------

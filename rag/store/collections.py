@@ -119,6 +119,8 @@ def open_store(settings: Settings, embedder: "Embedder | None", *, create: bool 
     keyword = KeywordIndex(path)
     _record_collection(settings, name, str(collection.id))
     store = DocumentStore(client, collection, embedder, keyword, recheck_seconds=RECHECK_SECONDS if settings.chroma_url else None)
+    if not settings.chroma_url:  # any write to the embedded Chroma, through any handle, changes these
+        store.chroma_files = [settings.chroma_dir / "chroma.sqlite3", settings.chroma_dir / "chroma.sqlite3-wal"]
     if not settings.chroma_url and (dead := _dead_writers(path)):
         # A process that wrote here was killed: check the vector index before anything searches.
         from rag.integrity import after_unclean_stop

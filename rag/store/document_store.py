@@ -66,6 +66,16 @@ def _writer_marker(index_path: Path, pid: int) -> Path:
     return index_path.with_name(f"{index_path.name}.writer-{pid}")
 
 
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+
+
 def _document_infos(versions) -> list[DocumentInfo]:
     """DocumentInfo per document from (doc_id, doc_hash, chunks stored, metadata) per version,
     in storage order: the newest version's source and report are the document's."""
@@ -99,6 +109,8 @@ class DocumentStore:
         self.keyword = keyword if keyword is not None else KeywordIndex(None)
         self.recheck_seconds = recheck_seconds  # None: only this process writes (embedded)
         self._checked = float("-inf")
+        self.chroma_files: list[Path] = []  # the embedded Chroma's SQLite files (none for a server)
+        self._stamp = None  # their (mtime, size) when the counts last agreed
         self._sync_lock = threading.Lock()
         self._vectorstore = None
         self._marker: Path | None = None  # this process's writer marker, once it wrote
@@ -308,12 +320,24 @@ class DocumentStore:
         """The keyword index, first repaired if it is out of step with the collection: when the
         chunk counts differ (another process wrote, or a crash fell between the two writes), when
         a write was cut short or its catalog lacks some chunk's document version, and in server
-        mode every `recheck_seconds` as well. Costs two counts and two lookups when nothing changed."""
+        mode every `recheck_seconds` as well. The collection is counted (~18 ms at 100k chunks under
+        load, twice the keyword search) only when the embedded Chroma's files changed since the
+        counts last agreed, or always for a server; the rest is two indexed lookups."""
         due = self.recheck_seconds is not None and time.monotonic() - self._checked > self.recheck_seconds
-        if (due or self.keyword.count() != self.collection.count() or self.keyword.has_leftover_markers()
-                or not self.keyword.catalog_complete()):
+        stale = due or self.keyword.has_leftover_markers() or not self.keyword.catalog_complete()
+        if not stale:
+            stamp = self._chroma_stamp()  # taken first: a write landing during the count changes it
+            if stamp is None or stamp != self._stamp:
+                stale = self.keyword.count() != self.collection.count()
+                self._stamp = None if stale else stamp
+        if stale:
             self.sync_keyword_index()
         return self.keyword
+
+    def _chroma_stamp(self) -> tuple | None:
+        if not self.chroma_files:
+            return None
+        return tuple(_file_stamp(p) for p in self.chroma_files)
 
     def sync_keyword_index(self) -> tuple[int, int]:
         """Compare ids with the collection; index what is missing (reading only those chunks'
