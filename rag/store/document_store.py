@@ -31,6 +31,8 @@ PAGE = 5000  # rows per Chroma get() when scanning a whole collection
 SYNC_THRESHOLD = 2
 #: A chunk counts as reachable by its own vector when it is among this many nearest.
 OWN_VECTOR_K = 10
+#: Chunks whose vectors are read at once by the reachability check.
+CHECK_PAGE = 32
 #: Chroma server mode: how often the keyword index compares its ids with the collection's even
 #: when the chunk count has not changed (another process replaced chunks one for one).
 RECHECK_SECONDS = 30.0
@@ -225,12 +227,14 @@ class DocumentStore:
         probe = self.collection.get(limit=1, include=["embeddings"])["embeddings"]
         found = set(self._nearest([list(probe[0])], n)[0][0])
         missing = set(self.stored_ids()) - found
+        # Own-vector queries a page of CHECK_PAGE at a time: the vectors of a whole page of PAGE
+        # chunks as Python lists would hold ~60 MB (tests/test_memory_bounded.py).
         if own_vector is None:
-            pages = self.pages(["embeddings"])
+            wanted = sorted(set(self.stored_ids()) - missing)
         else:
             wanted = sorted(set(own_vector) - missing)
-            pages = (self.collection.get(ids=wanted[i : i + PAGE], include=["embeddings"])
-                     for i in range(0, len(wanted), PAGE))
+        pages = (self.collection.get(ids=wanted[i : i + CHECK_PAGE], include=["embeddings"])
+                 for i in range(0, len(wanted), CHECK_PAGE))
         for got in pages:
             if not len(got["ids"]):
                 continue
