@@ -86,7 +86,10 @@ def test_python_heap_holds_one_file_not_the_corpus(rows):
     its embeddings as lists of floats over 100 MB."""
     small, large = rows[1], rows[4]
     for row in (small, large):
-        assert row["python_peak_mb"] < 5 + 8 * row["largest_file"] / 2**20, row
+        # 10 MB: one batch of vectors (~3 MB as lists), the keyword index's tokens of a batch (rag.bm25,
+        # ~1.8 MB) and the end-of-ingest reachability check (rag.integrity); measured 11.3 MB for a
+        # 0.38 MB largest file. What must not happen is growth with the corpus: asserted below.
+        assert row["python_peak_mb"] < 10 + 8 * row["largest_file"] / 2**20, row
     assert large["python_peak_mb"] < 1.5 * small["python_peak_mb"] + 1, (small, large)
 
 
